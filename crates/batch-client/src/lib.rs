@@ -1,0 +1,1 @@
+//! Command-line front ends of wildcards-gen: the `wildcards-gen` tool and `batch-client`.

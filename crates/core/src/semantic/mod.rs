@@ -1,0 +1,6 @@
+//! The semantic engine: embeddings (from the embed-server), HDBSCAN/GLOSH outliers, arrangement.
+
+pub mod arrange;
+pub mod embedder;
+pub mod hdbscan;
+pub mod outliers;
