@@ -4,3 +4,7 @@ pub mod arrange;
 pub mod embedder;
 pub mod hdbscan;
 pub mod outliers;
+pub mod tie_order;
+
+#[cfg(test)]
+pub(crate) mod testdata;
