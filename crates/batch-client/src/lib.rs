@@ -1,1 +1,3 @@
 //! Command-line front ends of wildcards-gen: the `wildcards-gen` tool and `batch-client`.
+
+pub mod batch;

@@ -1,5 +1,17 @@
 //! batch-client: run a manifest of experiments in parallel worker processes.
-fn main() {
-    eprintln!("batch-client: not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use batch_client::batch::{self, BatchArgs};
+use clap::Parser;
+
+/// Run a manifest of wildcard-skeleton experiments and write report.md and summary.csv.
+#[derive(Parser, Debug)]
+#[command(name = "batch-client", version, about)]
+struct Cli {
+    #[command(flatten)]
+    batch: BatchArgs,
+}
+
+fn main() -> ExitCode {
+    batch::main(Cli::parse().batch)
 }
