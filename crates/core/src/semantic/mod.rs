@@ -3,8 +3,10 @@
 pub mod arrange;
 pub mod embedder;
 pub mod hdbscan;
+pub mod lint;
 pub mod outliers;
 pub mod tie_order;
+pub mod vectors;
 
 #[cfg(test)]
 pub(crate) mod testdata;
