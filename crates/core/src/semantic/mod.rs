@@ -4,7 +4,9 @@ pub mod arrange;
 pub mod embedder;
 pub mod hdbscan;
 pub mod lint;
+pub mod naming;
 pub mod outliers;
+pub mod reduce;
 pub mod tie_order;
 pub mod vectors;
 
