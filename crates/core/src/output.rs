@@ -1,1 +1,586 @@
-//! TODO(skeleton): output
+//! Writing and reading skeletons.
+//!
+//! - [`to_yaml`]: nested mapping of categories with `# instruction: <gloss>` end-of-line
+//!   comments on the keys, lists of items at the leaves. Hand-written because serde_yaml
+//!   cannot emit comments; every scalar is written plain only when that is provably safe and
+//!   double-quoted otherwise, so any name survives a round trip (see [`scalar`]).
+//! - [`from_yaml`] / [`read_yaml`]: the reverse, keeping the instruction comments (serde_yaml
+//!   parses the structure; a line scan picks up the comments, since no well-kept YAML crate
+//!   exposes comments).
+//! - [`to_jsonl`]: one `{"text", "label", "hierarchy"}` object per item.
+//! - [`write_atomic`]: temp file in the same folder, then rename.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_yaml::Value;
+
+use crate::params::Format;
+use crate::taxonomy::{NodeMeta, TaxonomyNode};
+
+/// Renders the tree in the given format.
+pub fn render(root: &TaxonomyNode, format: Format) -> Result<String> {
+    match format {
+        Format::Yaml => to_yaml(root),
+        Format::Jsonl => to_jsonl(root),
+    }
+}
+
+// ---------------------------------------------------------------- YAML writer
+
+/// Keys longer than this (in characters, as written) use the explicit `? key` form, since
+/// YAML limits implicit keys to 1024 characters.
+const IMPLICIT_KEY_MAX: usize = 1000;
+
+/// Writes the tree as a YAML document whose single top-level key is the root.
+/// A category must hold either sub-categories or items (the shaper guarantees this).
+pub fn to_yaml(root: &TaxonomyNode) -> Result<String> {
+    let mut out = String::with_capacity(64 * 1024);
+    write_node(&mut out, root, 0, &mut Vec::new())?;
+    Ok(out)
+}
+
+fn write_node(
+    out: &mut String,
+    node: &TaxonomyNode,
+    indent: usize,
+    path: &mut Vec<String>,
+) -> Result<()> {
+    path.push(node.name.clone());
+    if !node.children.is_empty() && !node.items.is_empty() {
+        bail!(
+            "category `{}` has both sub-categories and items, which YAML cannot hold; put the items \
+             in a sub-category",
+            path.join(" > ")
+        );
+    }
+    let pad = " ".repeat(indent);
+    let key = scalar(&node.name);
+    let empty = node.is_empty();
+    let comment = node
+        .metadata
+        .gloss
+        .as_deref()
+        .map(|g| format!(" # instruction: {}", clean_comment(g)))
+        .unwrap_or_default();
+    let inline = if empty { " []" } else { "" };
+    if key.chars().count() > IMPLICIT_KEY_MAX {
+        let _ = writeln!(out, "{pad}? {key}");
+        let _ = writeln!(out, "{pad}:{inline}{comment}");
+    } else {
+        let _ = writeln!(out, "{pad}{key}:{inline}{comment}");
+    }
+    for item in &node.items {
+        let _ = writeln!(out, "{pad}  - {}", scalar(item));
+    }
+    let mut names = HashMap::with_capacity(node.children.len());
+    for child in &node.children {
+        if names.insert(child.name.as_str(), ()).is_some() {
+            bail!(
+                "category `{}` has two sub-categories named `{}`; YAML keys must be unique",
+                path.join(" > "),
+                child.name
+            );
+        }
+        write_node(out, child, indent + 2, path)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+/// A comment must stay on one line and contain only printable characters.
+fn clean_comment(text: &str) -> String {
+    let replaced: String =
+        text.chars().map(|c| if needs_escape(c) || c == '\t' { ' ' } else { c }).collect();
+    replaced.trim().to_string()
+}
+
+/// The YAML form of a string: plain when that reads back as the same string under both
+/// YAML 1.1 and 1.2 rules, else double-quoted with escapes.
+pub fn scalar(s: &str) -> String {
+    if is_plain_safe(s) {
+        s.to_string()
+    } else {
+        double_quoted(s)
+    }
+}
+
+/// Conservative: letters, digits, spaces and a few punctuation marks that have no meaning in
+/// block context; the first character a letter, digit, `(` or `_`; nothing that a YAML
+/// reader would turn into a null, bool or number.
+fn is_plain_safe(s: &str) -> bool {
+    let Some(first) = s.chars().next() else { return false };
+    if !(first.is_alphanumeric() || first == '(' || first == '_') || s.ends_with(' ') {
+        return false;
+    }
+    let ok_char = |c: char| c.is_alphanumeric() || c == ' ' || "._/()+'~$^=<>;-".contains(c);
+    s.chars().all(ok_char) && !looks_reserved(s)
+}
+
+/// Words and number-like strings that YAML 1.1 or 1.2 resolve to something other than a string.
+fn looks_reserved(s: &str) -> bool {
+    const WORDS: &[&str] =
+        &["null", "true", "false", "yes", "no", "on", "off", "y", "n", "~", "nan", "inf"];
+    let lower = s.to_lowercase();
+    if WORDS.contains(&lower.as_str()) {
+        return true;
+    }
+    let body = lower.trim_start_matches(['+', '-']);
+    let starts_numeric = body.starts_with(|c: char| c.is_ascii_digit() || c == '.');
+    starts_numeric && body.chars().all(|c| "0123456789abcdefxo_.:+-".contains(c))
+}
+
+fn needs_escape(c: char) -> bool {
+    (c < ' ' && c != '\t')
+        || ('\u{7f}'..='\u{9f}').contains(&c)
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if needs_escape(c) => {
+                let n = c as u32;
+                if n <= 0xff {
+                    let _ = write!(out, "\\x{n:02X}");
+                } else {
+                    let _ = write!(out, "\\u{n:04X}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------- YAML reader
+
+/// Reads a skeleton file (see [`from_yaml`]); errors name the file.
+pub fn read_yaml(path: &Path) -> Result<TaxonomyNode> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}: check the path", path.display()))?;
+    from_yaml(&text).with_context(|| format!("{} is not a skeleton YAML", path.display()))
+}
+
+/// Parses a skeleton: a mapping of categories (nested mappings) and item lists. A document
+/// with one top-level key gives that category as the root; several top-level keys go under a
+/// root with an empty name. `# instruction:` comments become the categories' glosses.
+pub fn from_yaml(text: &str) -> Result<TaxonomyNode> {
+    let value: Value = serde_yaml::from_str(text).context("invalid YAML")?;
+    let glosses = instruction_comments(text);
+    let Value::Mapping(map) = strip_tags(value) else {
+        bail!("the document must be a mapping of categories at the top level");
+    };
+    let mut path = Vec::new();
+    let mut root = if map.len() == 1 {
+        let (k, v) = map.into_iter().next().expect("one entry");
+        node_from_value(key_string(&k), v, &mut path, &glosses)?
+    } else {
+        let mut root = TaxonomyNode::new("");
+        for (k, v) in map {
+            root.children.push(node_from_value(key_string(&k), v, &mut path, &glosses)?);
+        }
+        root
+    };
+    root.metadata.is_root = true;
+    Ok(root)
+}
+
+fn strip_tags(v: Value) -> Value {
+    match v {
+        Value::Tagged(t) => strip_tags(t.value),
+        other => other,
+    }
+}
+
+fn key_string(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_string(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+fn node_from_value(
+    name: String,
+    value: Value,
+    path: &mut Vec<String>,
+    glosses: &HashMap<Vec<String>, String>,
+) -> Result<TaxonomyNode> {
+    path.push(name.clone());
+    let mut node = TaxonomyNode::new(name);
+    node.metadata =
+        NodeMeta { gloss: glosses.get(path.as_slice()).cloned(), ..Default::default() };
+    match strip_tags(value) {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                node.children.push(node_from_value(key_string(&k), v, path, glosses)?);
+            }
+        }
+        Value::Sequence(seq) => {
+            for v in seq {
+                match strip_tags(v) {
+                    Value::Mapping(_) | Value::Sequence(_) => bail!(
+                        "`{}`: list entries must be terms, found a nested mapping or list",
+                        path.join(" > ")
+                    ),
+                    scalar => node.items.push(key_string(&scalar)),
+                }
+            }
+        }
+        Value::Null => {}
+        scalar => node.items.push(key_string(&scalar)),
+    }
+    path.pop();
+    Ok(node)
+}
+
+/// Maps each category path (keys from the top) to the text of its `# instruction:` comment.
+/// Works on block-style YAML by tracking key indentation; lines of lists are skipped.
+fn instruction_comments(text: &str) -> HashMap<Vec<String>, String> {
+    let mut found = HashMap::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut explicit_key: Option<(usize, String)> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches(' ');
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("- ") {
+            continue;
+        }
+        if trimmed == "-" || trimmed.starts_with("---") || trimmed.starts_with("...") {
+            continue;
+        }
+        let (key, rest) = if let Some(k) = trimmed.strip_prefix("? ") {
+            if let Some((key, _)) = split_key(k.trim_end(), true) {
+                explicit_key = Some((indent, key));
+            }
+            continue;
+        } else if let Some(rest) = trimmed.strip_prefix(':') {
+            match explicit_key.take() {
+                Some((i, k)) if i == indent => (k, rest),
+                _ => continue,
+            }
+        } else {
+            match split_key(trimmed, false) {
+                Some(kr) => kr,
+                None => continue,
+            }
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key));
+        if let Some(gloss) = instruction_in(rest) {
+            let path: Vec<String> = stack.iter().map(|(_, k)| k.clone()).collect();
+            found.insert(path, gloss);
+        }
+    }
+    found
+}
+
+/// Splits `key: rest` into the decoded key and the text after the colon. With `whole`, the
+/// entire text is the key (explicit `? key` form).
+fn split_key(s: &str, whole: bool) -> Option<(String, &str)> {
+    let (raw_key, after) = match s.chars().next()? {
+        '"' => {
+            let end = closing_double_quote(s)?;
+            (&s[..=end], &s[end + 1..])
+        }
+        '\'' => {
+            let end = closing_single_quote(s)?;
+            (&s[..=end], &s[end + 1..])
+        }
+        _ if whole => (s, ""),
+        _ => {
+            let colon = plain_key_end(s)?;
+            (&s[..colon], &s[colon..])
+        }
+    };
+    let rest = if whole { after } else { after.trim_start().strip_prefix(':')? };
+    let key = if raw_key.starts_with(['"', '\'']) {
+        serde_yaml::from_str::<String>(raw_key).ok()?
+    } else {
+        raw_key.trim_end().to_string()
+    };
+    Some((key, rest))
+}
+
+fn closing_double_quote(s: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn closing_single_quote(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i] == b'\'' {
+            if bytes.get(i + 1) == Some(&b'\'') {
+                i += 2;
+                continue;
+            }
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Position of the `:` that ends a plain key (followed by a space, a tab or the line end).
+fn plain_key_end(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    (0..bytes.len()).find(|&i| {
+        bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ') | Some(b'\t'))
+    })
+}
+
+/// The text of an `# instruction:` comment in what follows a key's colon, if any.
+fn instruction_in(rest: &str) -> Option<String> {
+    let rest = rest.trim_start();
+    let after_value = match rest.chars().next() {
+        Some('"') => &rest[closing_double_quote(rest)? + 1..],
+        Some('\'') => &rest[closing_single_quote(rest)? + 1..],
+        _ => rest,
+    };
+    let hash = if after_value.starts_with('#') {
+        0
+    } else {
+        after_value.find(" #").map(|i| i + 1)?
+    };
+    let comment = after_value[hash + 1..].trim_start();
+    let text = comment.strip_prefix("instruction:")?;
+    Some(text.trim().to_string())
+}
+
+// ---------------------------------------------------------------- JSONL
+
+#[derive(Serialize)]
+struct JsonlRecord<'a> {
+    text: &'a str,
+    label: &'a str,
+    hierarchy: &'a [&'a str],
+}
+
+/// One JSON object per item: the item, its category, and the category path from the root.
+pub fn to_jsonl(root: &TaxonomyNode) -> Result<String> {
+    let mut out = String::with_capacity(64 * 1024);
+    let mut path = Vec::new();
+    jsonl_node(root, &mut path, &mut out)?;
+    Ok(out)
+}
+
+fn jsonl_node<'a>(
+    node: &'a TaxonomyNode,
+    path: &mut Vec<&'a str>,
+    out: &mut String,
+) -> Result<()> {
+    path.push(&node.name);
+    for item in &node.items {
+        let rec = JsonlRecord { text: item, label: &node.name, hierarchy: path };
+        out.push_str(&serde_json::to_string(&rec)?);
+        out.push('\n');
+    }
+    for c in &node.children {
+        jsonl_node(c, path, out)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+// ---------------------------------------------------------------- files
+
+/// Writes `contents` to `path` atomically: a temp file in the same folder (created when
+/// missing), flushed, then renamed over the target. Readers never see a half-written file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wildcards-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}: check permissions", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> TaxonomyNode {
+        let mut root = TaxonomyNode::with_gloss("Animal", "a living organism");
+        let mut dog = TaxonomyNode::with_gloss("Dog", "a member of the genus Canis");
+        dog.items = vec!["pug".into(), "yes".into(), "1900".into()];
+        root.children.push(dog);
+        root.children.push(TaxonomyNode::list("a: b", ["#x", "-dash", "say \"hi\"", "back\\slash"]));
+        root.children.push(TaxonomyNode::new("null"));
+        root.metadata.is_root = true;
+        root
+    }
+
+    #[test]
+    fn writes_comments_and_lists() {
+        let y = to_yaml(&sample()).unwrap();
+        assert!(y.starts_with("Animal: # instruction: a living organism\n"), "{y}");
+        assert!(y.contains("  Dog: # instruction: a member of the genus Canis\n    - pug\n"), "{y}");
+        assert!(y.contains("    - \"yes\"\n    - \"1900\"\n"), "{y}");
+        assert!(y.contains("  \"a: b\":\n    - \"#x\"\n    - \"-dash\"\n"), "{y}");
+        assert!(y.contains("  \"null\": []\n"), "{y}");
+    }
+
+    #[test]
+    fn reads_back_structure_and_comments() {
+        let tree = sample();
+        let back = from_yaml(&to_yaml(&tree).unwrap()).unwrap();
+        assert_eq!(shape(&back), shape(&tree));
+        assert_eq!(back.children[0].metadata.gloss.as_deref(), Some("a member of the genus Canis"));
+    }
+
+    #[test]
+    fn hard_strings_are_quoted() {
+        for s in [
+            "yes", "No", "null", "~", "1900", "-1", "0x1F", "1e5", ".inf", "2001-12-14", "a: b",
+            "#x", "a #b", "-x", "*x", "&x", "!x", "?x", "'q'", "\"q\"", "b\\s", "", " lead",
+            "trail ", "[x]", "{x}", "x,y", "%x", "@x", "`x", "|x", ">x", "tab\tx", "nl\nx",
+            "\u{2028}", "\u{feff}bom",
+        ] {
+            let q = scalar(s);
+            assert!(q.starts_with('"'), "{s:?} written as {q}");
+            assert_eq!(serde_yaml::from_str::<String>(&q).unwrap(), s, "{q}");
+        }
+        for s in ["dog", "hot dog", "jack-o'-lantern", "Crème brûlée", "犬", "3 musketeers"] {
+            assert_eq!(scalar(s), s);
+        }
+    }
+
+    #[test]
+    fn a_very_long_key_uses_the_explicit_form() {
+        let mut root = TaxonomyNode::with_gloss("r", "root");
+        root.children.push(TaxonomyNode::list("k".repeat(1500), ["x"]));
+        root.children[0].metadata.gloss = Some("long one".into());
+        let y = to_yaml(&root).unwrap();
+        assert!(y.contains("  ? kkk"), "{y}");
+        let back = from_yaml(&y).unwrap();
+        assert_eq!(shape(&back), shape(&root));
+        assert_eq!(back.children[0].metadata.gloss.as_deref(), Some("long one"));
+    }
+
+    #[test]
+    fn reads_a_document_with_several_top_keys() {
+        let t = from_yaml("A: # instruction: first\n  - x\nB:\n  C: [y, z]\n").unwrap();
+        assert_eq!(t.name, "");
+        assert_eq!(t.children[0].metadata.gloss.as_deref(), Some("first"));
+        assert_eq!(t.children[1].children[0].items, vec!["y", "z"]);
+    }
+
+    #[test]
+    fn mixed_nodes_are_refused() {
+        let mut n = TaxonomyNode::list("A", ["x"]);
+        n.children.push(TaxonomyNode::list("B", ["y"]));
+        assert!(to_yaml(&n).unwrap_err().to_string().contains("both sub-categories and items"));
+    }
+
+    #[test]
+    fn jsonl_has_one_record_per_item() {
+        let j = to_jsonl(&sample()).unwrap();
+        let first: serde_json::Value = serde_json::from_str(j.lines().next().unwrap()).unwrap();
+        assert_eq!(first["text"], "pug");
+        assert_eq!(first["label"], "Dog");
+        assert_eq!(first["hierarchy"], serde_json::json!(["Animal", "Dog"]));
+        assert_eq!(j.lines().count(), 7);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/out.yaml");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    /// (name, gloss, items, children) — what a round trip must keep.
+    #[derive(Debug, PartialEq)]
+    struct Shape(String, Option<String>, Vec<String>, Vec<Shape>);
+
+    fn shape(n: &TaxonomyNode) -> Shape {
+        Shape(
+            n.name.clone(),
+            n.metadata.gloss.clone(),
+            n.items.clone(),
+            n.children.iter().map(shape).collect(),
+        )
+    }
+
+    fn arb_tree() -> impl Strategy<Value = TaxonomyNode> {
+        let gloss = proptest::option::of("[^\\p{Cc}\\p{Zl}\\p{Zp}]{0,30}")
+            .prop_map(|g| g.map(|g| clean_comment(&g)));
+        let leaf = (any::<String>(), gloss.clone(), prop::collection::vec(any::<String>(), 0..5))
+            .prop_map(|(name, gloss, items)| {
+                let mut n = TaxonomyNode::list(name, items);
+                n.metadata.gloss = gloss;
+                n
+            });
+        leaf.prop_recursive(3, 40, 5, move |inner| {
+            (any::<String>(), gloss.clone(), prop::collection::vec(inner, 1..5)).prop_map(
+                |(name, gloss, children)| {
+                    let mut n = TaxonomyNode::new(name);
+                    n.metadata.gloss = gloss;
+                    let mut seen = std::collections::HashSet::new();
+                    n.children = children.into_iter().filter(|c| seen.insert(c.name.clone())).collect();
+                    n
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn any_tree_round_trips_through_serde_yaml(tree in arb_tree()) {
+            let text = to_yaml(&tree).unwrap();
+            // Plain serde_yaml sees the same structure...
+            let value: Value = serde_yaml::from_str(&text).unwrap();
+            prop_assert!(value.as_mapping().is_some_and(|m| m.len() == 1));
+            // ...and the reader gives back the same tree, glosses included.
+            let back = from_yaml(&text).unwrap();
+            prop_assert_eq!(shape(&back), shape(&tree));
+        }
+
+        #[test]
+        fn any_string_survives_as_a_scalar(s in any::<String>()) {
+            let text = format!("k: {}\n", scalar(&s));
+            let m: std::collections::BTreeMap<String, String> = serde_yaml::from_str(&text).unwrap();
+            prop_assert_eq!(&m["k"], &s);
+        }
+    }
+}

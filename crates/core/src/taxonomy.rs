@@ -25,11 +25,27 @@ pub struct NodeMeta {
     pub depth: usize,
     /// True for a dataset root (never flattened by smart pruning).
     pub is_root: bool,
+    /// True for a catch-all bin the pipeline made (orphans, "Other"): its name is written as
+    /// the template gave it (no Title Case) and the shaper merges small lists into it.
+    #[serde(default)]
+    pub is_bin: bool,
 }
 
 impl TaxonomyNode {
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into(), ..Default::default() }
+    }
+
+    /// A category with a gloss, e.g. for hand-made trees in tests.
+    pub fn with_gloss(name: impl Into<String>, gloss: impl Into<String>) -> Self {
+        let mut n = Self::new(name);
+        n.metadata.gloss = Some(gloss.into());
+        n
+    }
+
+    /// A category holding the given items.
+    pub fn list<S: Into<String>>(name: impl Into<String>, items: impl IntoIterator<Item = S>) -> Self {
+        Self { name: name.into(), items: items.into_iter().map(Into::into).collect(), ..Default::default() }
     }
 
     /// True when the node has neither children nor items.
@@ -47,6 +63,39 @@ impl TaxonomyNode {
         let mut out = Vec::new();
         self.collect_items(&mut out);
         out
+    }
+
+    /// Number of category keys in the subtree (this node included).
+    pub fn count_categories(&self) -> usize {
+        self.count_nodes()
+    }
+
+    /// Names of the subtree's nodes that have no children (dataset labels), depth first,
+    /// this node included when it is one.
+    pub fn leaf_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_leaf_names(&mut out);
+        out
+    }
+
+    fn collect_leaf_names(&self, out: &mut Vec<String>) {
+        if self.children.is_empty() {
+            out.push(self.name.clone());
+        }
+        for c in &self.children {
+            c.collect_leaf_names(out);
+        }
+    }
+
+    /// Visits every node of the subtree with its depth (this node is depth 0), depth first.
+    pub fn walk(&self, f: &mut dyn FnMut(&TaxonomyNode, usize)) {
+        fn go(n: &TaxonomyNode, d: usize, f: &mut dyn FnMut(&TaxonomyNode, usize)) {
+            f(n, d);
+            for c in &n.children {
+                go(c, d + 1, f);
+            }
+        }
+        go(self, 0, f)
     }
 
     fn collect_items(&self, out: &mut Vec<String>) {
