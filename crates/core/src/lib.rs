@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod datasets;
+pub mod generate;
 pub mod job;
 pub mod manifest;
 pub mod output;

@@ -24,6 +24,8 @@
 //! Flattening is where the semantic engine plugs in: see [`Pruner::semantic_clean`] and
 //! [`Pruner::semantic_arrange`].
 
+use std::collections::BTreeMap;
+
 use anyhow::{anyhow, Result};
 
 use crate::params::{Config, Params};
@@ -42,6 +44,20 @@ pub trait WordNetFacts {
     fn lemma_names(&self, wnid: &str) -> Vec<String>;
 }
 
+impl WordNetFacts for crate::wordnet::WordNet {
+    fn min_depth(&self, wnid: &str) -> Option<usize> {
+        self.synset(wnid).map(|s| crate::wordnet::WordNet::min_depth(self, s))
+    }
+    fn hyponym_count(&self, wnid: &str) -> Option<usize> {
+        self.synset(wnid).map(|s| self.hyponym_closure_size(s))
+    }
+    fn lemma_names(&self, wnid: &str) -> Vec<String> {
+        self.synset(wnid)
+            .map(|s| s.lemmas.iter().map(|l| l.replace('_', " ")).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The overrides from `cfg.smart_overrides` that apply to `node`: by wnid first, then by
 /// name (case-insensitive).
 pub fn override_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Option<&'a Params> {
@@ -53,6 +69,25 @@ pub fn override_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Option<&'a Para
     }
     let name = node.name.trim();
     cfg.smart_overrides.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, p)| p)
+}
+
+/// Reads a smart-config file: a YAML mapping of category name or wnid to parameter
+/// overrides for that subtree, e.g. `dog: {min_hyponyms: 10}`. Errors name the file, the
+/// line and the fix; an empty file means no overrides.
+pub fn read_smart_config(path: &std::path::Path) -> Result<BTreeMap<String, Params>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow!("cannot read smart config {}: {e}; check the path", path.display())
+    })?;
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_yaml::from_str(&text).map_err(|e| {
+        anyhow!(
+            "smart config {} is invalid: {e}; it must map category names or wnids to parameter \
+             overrides, e.g. `dog: {{min_hyponyms: 10}}`",
+            path.display()
+        )
+    })
 }
 
 /// The label of the orphan bin of category `name`.
@@ -241,6 +276,7 @@ impl Pruner<'_> {
     }
 
     /// Children after skipping: a skipped child's children take its place (recursively).
+    /// Dataset roots are never skipped.
     fn effective_children<'t>(
         &self,
         node: &'t TaxonomyNode,
@@ -249,7 +285,8 @@ impl Pruner<'_> {
         let mut out = Vec::with_capacity(node.children.len());
         let mut stack: Vec<&TaxonomyNode> = node.children.iter().rev().collect();
         while let Some(child) = stack.pop() {
-            if !child.children.is_empty() && self.is_skip_node(child, cfg) {
+            let skippable = !child.children.is_empty() && !child.metadata.is_root;
+            if skippable && self.is_skip_node(child, cfg) {
                 stack.extend(child.children.iter().rev());
             } else {
                 out.push(child);
@@ -298,7 +335,7 @@ impl Pruner<'_> {
 }
 
 /// The error a job asking for semantic work gets while that work is unavailable.
-fn semantic_unavailable(what: &str, param: &str, have_embedder: bool) -> anyhow::Error {
+pub(crate) fn semantic_unavailable(what: &str, param: &str, have_embedder: bool) -> anyhow::Error {
     if have_embedder {
         anyhow!("semantic {what} is not available in this build yet; set {param}: false")
     } else {

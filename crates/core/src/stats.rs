@@ -52,6 +52,29 @@ pub fn structure_stats(tree: &TaxonomyNode, file_bytes: u64) -> StructureStats {
     s
 }
 
+/// Shape of a loader's full hierarchy, where labels are nodes without children: those count
+/// as items, and the categories holding them as leaf lists. Input for [`suggest_thresholds`].
+pub fn hierarchy_stats(tree: &TaxonomyNode) -> StructureStats {
+    let mut s = StructureStats::default();
+    let (mut branching_sum, mut branching_nodes) = (0usize, 0usize);
+    tree.walk(&mut |n, depth| {
+        if n.children.is_empty() {
+            s.items += 1.max(n.items.len());
+            return;
+        }
+        s.categories += 1;
+        s.max_depth = s.max_depth.max(depth + 1);
+        branching_sum += n.children.len();
+        branching_nodes += 1;
+        if n.children.iter().any(|c| c.children.is_empty()) {
+            s.leaf_lists += 1;
+        }
+    });
+    s.avg_branching = ratio(branching_sum, branching_nodes);
+    s.avg_leaf_size = ratio(s.items, s.leaf_lists);
+    s
+}
+
 fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 {
         0.0

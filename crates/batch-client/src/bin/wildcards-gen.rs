@@ -1,5 +1,4 @@
 //! wildcards-gen: generate, lint, arrange and compare wildcard skeletons.
-fn main() {
-    eprintln!("wildcards-gen: not built yet");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    batch_client::cli::main()
 }

@@ -18,6 +18,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "WILDCARDS_DATA_DIR";
 
+/// Environment variable that forbids downloads (air-gapped machines, tests): a missing file
+/// is then an error right away instead of a network attempt.
+pub const OFFLINE_ENV: &str = "WILDCARDS_OFFLINE";
+
 /// One file of a dataset: where it lives inside the data dir and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataFile {
@@ -67,6 +71,16 @@ pub fn ensure(data_dir: &Path, file: &DataFile, progress: Progress) -> Result<Pa
     let dest = file.path_in(data_dir);
     if dest.is_file() {
         return Ok(dest);
+    }
+    if std::env::var_os(OFFLINE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        bail!(
+            "{} is missing and {OFFLINE_ENV} forbids downloading it; download {} to that path or \
+             point --data-dir / {DATA_DIR_ENV} at a folder that has {}/{}",
+            dest.display(),
+            file.url,
+            file.folder,
+            file.name
+        );
     }
     download(file.url, &dest, progress).with_context(|| {
         format!(

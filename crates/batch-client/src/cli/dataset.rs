@@ -1,0 +1,262 @@
+//! `wildcards-gen dataset <name> [flags]`: generate one skeleton from a dataset.
+//!
+//! The flags are the upstream tool's; each maps onto a [`Params`] field, so the command line,
+//! a batch manifest and a `--smart-config` file mean the same thing. Flags not given fall back
+//! to the preset (with the dataset's override) and then the defaults.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use wildcards_core::datasets::download::{self, Progress};
+use wildcards_core::generate::{generate, GenerateContext, Generated, Stage};
+use wildcards_core::output::write_atomic;
+use wildcards_core::params::{Config, Dataset, Format, Params, Preset};
+use wildcards_core::stats::stats_path;
+use wildcards_core::wordnet::WordNet;
+
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    #[command(subcommand)]
+    pub dataset: DatasetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Tencent ML-Images: 11,166 WordNet categories in a semantic hierarchy.
+    Tencent(TencentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TencentArgs {
+    #[command(flatten)]
+    pub common: GenerateArgs,
+}
+
+impl DatasetArgs {
+    pub fn run(&self) -> Result<()> {
+        match &self.dataset {
+            DatasetCommand::Tencent(a) => a.common.run(Dataset::Tencent, Params::default()),
+        }
+    }
+}
+
+/// Flags every dataset takes.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Output file (default: <dataset>.yaml or <dataset>.jsonl in the current folder).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Smart mode: keep only WordNet-significant categories, flatten the rest into lists.
+    #[arg(long)]
+    pub smart: bool,
+
+    /// Smart preset (thresholds below override it).
+    #[arg(long, value_name = "NAME", value_parser = parse_preset)]
+    pub preset: Option<Preset>,
+
+    /// Keep a category whose WordNet min depth is at most this.
+    #[arg(long, value_name = "N")]
+    pub min_depth: Option<usize>,
+
+    /// Keep a category with at least this many WordNet hyponyms.
+    #[arg(long, value_name = "N")]
+    pub min_hyponyms: Option<usize>,
+
+    /// Lists smaller than this bubble up to their parent (smart mode).
+    #[arg(long = "min-leaf", value_name = "N")]
+    pub min_leaf_size: Option<usize>,
+
+    /// Bubble small lists up into the parent's orphan bin (`--merge-orphans false` to keep
+    /// them in place).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub merge_orphans: Option<bool>,
+
+    /// Categories to skip (name, WordNet lemma or wnid; comma-separated): their children take
+    /// their place. Replaces the dataset's default list.
+    #[arg(long, value_name = "NAMES", num_args = 1.., value_delimiter = ',')]
+    pub skip_nodes: Option<Vec<String>>,
+
+    /// Label of the bin for bubbled-up items; `{}` is the parent's name.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub orphans_label_template: Option<String>,
+
+    /// YAML file mapping category names or wnids to parameter overrides for their subtree,
+    /// e.g. `dog: {min_hyponyms: 10}`.
+    #[arg(long, value_name = "FILE")]
+    pub smart_config: Option<PathBuf>,
+
+    /// Without --smart: how many category levels to keep (dataset roots are level 1).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+
+    /// Leave out the `# instruction:` comments.
+    #[arg(long)]
+    pub no_glosses: bool,
+
+    /// Fast preview: stop after visiting this many nodes of the hierarchy.
+    #[arg(long, value_name = "N")]
+    pub preview_limit: Option<usize>,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<Format>,
+
+    /// Print structure stats and suggested thresholds, and write <output stem>.stats.json.
+    #[arg(long)]
+    pub analyze: bool,
+
+    /// Folder with the dataset files (default: env WILDCARDS_DATA_DIR, else the per-user
+    /// cache dir); missing files are downloaded into it.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// WordNet 3.0 database folder (default: WNHOME, WORDNET_DIR, /usr/share/wordnet, NLTK
+    /// data dirs).
+    #[arg(long, value_name = "DIR")]
+    pub wordnet_dir: Option<PathBuf>,
+
+    /// No progress display and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    s.parse()
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yaml" | "yml" => Ok(Format::Yaml),
+        "jsonl" => Ok(Format::Jsonl),
+        _ => Err(format!("unknown format '{s}': use yaml or jsonl")),
+    }
+}
+
+impl GenerateArgs {
+    /// The parameters these flags set (the `--smart-config` file becomes `smart_overrides`).
+    pub fn params(&self) -> Result<Params> {
+        let smart_overrides = match &self.smart_config {
+            Some(path) => Some(wildcards_core::smart::read_smart_config(path)?),
+            None => None,
+        };
+        Ok(Params {
+            smart: self.smart.then_some(true),
+            preset: self.preset,
+            depth: self.depth,
+            no_glosses: self.no_glosses.then_some(true),
+            min_depth: self.min_depth,
+            min_hyponyms: self.min_hyponyms,
+            min_leaf_size: self.min_leaf_size,
+            merge_orphans: self.merge_orphans,
+            skip_nodes: self.skip_nodes.clone(),
+            orphans_label_template: self.orphans_label_template.clone(),
+            smart_overrides,
+            preview_limit: self.preview_limit,
+            format: self.format,
+            ..Default::default()
+        })
+    }
+
+    /// Generates `dataset` with these flags plus the dataset's own `extra` parameters, writes
+    /// the output (and the stats with `--analyze`) and prints a summary.
+    pub fn run(&self, dataset: Dataset, extra: Params) -> Result<()> {
+        let cfg = self.params()?.merged_with(&extra).resolve(dataset);
+        let output = self.output.clone().unwrap_or_else(|| default_output(dataset, cfg.format));
+        let data_dir = download::data_dir(self.data_dir.as_deref())?;
+        let wordnet = Arc::new(WordNet::locate(self.wordnet_dir.as_deref())?);
+
+        let interactive = !self.quiet && std::io::stderr().is_terminal();
+        let spinner = stage_spinner(interactive);
+        let on_stage = |s: Stage| spinner.set_message(format!("{dataset}: {s}"));
+        let mut ctx = GenerateContext::new(data_dir, wordnet);
+        ctx.download_progress = if self.quiet { Progress::Hidden } else { Progress::Auto };
+        if interactive {
+            ctx.on_stage = Some(&on_stage);
+        }
+        let result = generate(&cfg, &ctx);
+        spinner.finish_and_clear();
+        let generated = result?;
+
+        write_atomic(&output, generated.text.as_bytes())?;
+        if self.analyze {
+            let stats = generated.stats_file(&cfg, Some(&output));
+            let path = stats_path(&output);
+            write_atomic(&path, serde_json::to_string_pretty(&stats)?.as_bytes())?;
+            if !self.quiet {
+                print_analysis(&generated, &path);
+            }
+        }
+        if !self.quiet {
+            eprintln!("{}", summary(&cfg, &output, &generated));
+        }
+        Ok(())
+    }
+}
+
+fn default_output(dataset: Dataset, format: Format) -> PathBuf {
+    let ext = match format {
+        Format::Yaml => "yaml",
+        Format::Jsonl => "jsonl",
+    };
+    PathBuf::from(format!("{dataset}.{ext}"))
+}
+
+fn stage_spinner(visible: bool) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if visible {
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.enable_steady_tick(Duration::from_millis(100));
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+fn summary(cfg: &Config, output: &Path, g: &Generated) -> String {
+    let mode = if cfg.smart {
+        format!("smart, {} preset", cfg.preset)
+    } else {
+        format!("depth {}", cfg.depth)
+    };
+    format!(
+        "wrote {} ({}, {mode}): {} categories, {} leaf lists, {} items, max depth {}, {} bytes in \
+         {:.2} s",
+        output.display(),
+        cfg.dataset,
+        g.stats.categories,
+        g.stats.leaf_lists,
+        g.stats.items,
+        g.stats.max_depth,
+        g.stats.file_bytes,
+        g.duration_s
+    )
+}
+
+fn print_analysis(g: &Generated, stats_file: &Path) {
+    let s = &g.stats;
+    let src = &g.source_stats;
+    let sug = &g.suggestions;
+    println!("Structure of the skeleton");
+    println!("  categories       {}", s.categories);
+    println!("  leaf lists       {}", s.leaf_lists);
+    println!("  items            {}", s.items);
+    println!("  max depth        {}", s.max_depth);
+    println!("  avg branching    {}", s.avg_branching);
+    println!("  avg leaf size    {}", s.avg_leaf_size);
+    println!("  file bytes       {}", s.file_bytes);
+    println!(
+        "Source hierarchy: {} categories, {} labels, max depth {}, avg branching {}",
+        src.categories, src.items, src.max_depth, src.avg_branching
+    );
+    println!(
+        "Suggested smart thresholds: --smart --min-depth {} --min-hyponyms {} --min-leaf {}",
+        sug.min_depth, sug.min_hyponyms, sug.min_leaf_size
+    );
+    println!("Stats written to {}", stats_file.display());
+}

@@ -1,0 +1,75 @@
+//! The `wildcards-gen` command line: one clap-derive subcommand per module.
+//!
+//! Errors are printed as one line (`error: ...`) and give exit code 1; usage errors (unknown
+//! flag, bad value) give exit code 2, also as one line plus a pointer to `--help`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod dataset;
+
+/// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
+/// label sets via WordNet.
+#[derive(Debug, Parser)]
+#[command(name = "wildcards-gen", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a skeleton from a dataset's label hierarchy.
+    Dataset(dataset::DatasetArgs),
+}
+
+impl Command {
+    pub fn run(&self) -> anyhow::Result<()> {
+        match self {
+            Command::Dataset(args) => args.run(),
+        }
+    }
+}
+
+/// Parses the arguments, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match cli.command.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Help and version go to stdout as clap renders them; real usage errors become one line.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid usage");
+            let msg = first.trim().trim_start_matches("error: ");
+            eprintln!("error: {msg} (see --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Joins a multi-line message into one line.
+pub fn one_line(s: &str) -> String {
+    s.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,183 @@
+//! One generation job, end to end: load the dataset, prune, shape, render, measure.
+//!
+//! [`generate`] is the single entry point of the library: the `wildcards-gen` command and the
+//! batch workers both call it. It writes nothing; the caller writes [`Generated::text`] (with
+//! [`crate::output::write_atomic`]) and, when asked, the [`Generated::stats_file`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use crate::datasets::download::{self, Progress};
+use crate::datasets::tencent;
+use crate::params::{Config, Dataset};
+use crate::semantic::embedder::Embedder;
+use crate::stats::{self, Event, StatsFile, StructureStats, Suggestions, Timeline};
+use crate::taxonomy::TaxonomyNode;
+use crate::wordnet::WordNet;
+use crate::{output, shaper, smart};
+
+/// The stages of a job, reported to [`GenerateContext::on_stage`] as they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading (or first downloading) the dataset files.
+    Loading,
+    /// Smart pruning or the depth cut (and semantic cleaning/arrangement).
+    Pruning,
+    Shaping,
+    Rendering,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Loading => "loading",
+            Stage::Pruning => "pruning",
+            Stage::Shaping => "shaping",
+            Stage::Rendering => "rendering",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a job runs with besides its configuration.
+pub struct GenerateContext<'a> {
+    /// Where the dataset files are (see [`download::data_dir`]).
+    pub data_dir: PathBuf,
+    /// The WordNet database, loaded once and shared.
+    pub wordnet: Arc<WordNet>,
+    /// Sentence embeddings for semantic cleaning and arrangement; `None` when no server.
+    pub embedder: Option<&'a dyn Embedder>,
+    /// Called as each stage starts (progress display, worker status).
+    pub on_stage: Option<&'a (dyn Fn(Stage) + Sync)>,
+    /// Whether a needed download may draw a progress bar.
+    pub download_progress: Progress,
+}
+
+impl<'a> GenerateContext<'a> {
+    /// A context without embedder or stage callback, downloads silent.
+    pub fn new(data_dir: PathBuf, wordnet: Arc<WordNet>) -> Self {
+        Self {
+            data_dir,
+            wordnet,
+            embedder: None,
+            on_stage: None,
+            download_progress: Progress::Hidden,
+        }
+    }
+
+    fn stage(&self, stage: Stage, timeline: &mut Timeline) {
+        timeline.log("stage", None, stage.as_str(), serde_json::Value::Null);
+        if let Some(f) = self.on_stage {
+            f(stage);
+        }
+    }
+}
+
+/// The result of one job.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The final skeleton.
+    pub tree: TaxonomyNode,
+    /// The rendered output (YAML or JSONL per `cfg.format`).
+    pub text: String,
+    /// Structure stats of the skeleton (`file_bytes` = size of `text`).
+    pub stats: StructureStats,
+    /// Shape of the dataset's full hierarchy, before pruning.
+    pub source_stats: StructureStats,
+    /// Smart thresholds suggested for that hierarchy.
+    pub suggestions: Suggestions,
+    /// What happened, in order (stages, limits, semantic work).
+    pub events: Vec<Event>,
+    pub duration_s: f64,
+}
+
+impl Generated {
+    /// The `.stats.json` content for this job.
+    pub fn stats_file(&self, cfg: &Config, output: Option<&Path>) -> StatsFile {
+        StatsFile {
+            execution: stats::Execution::now(self.duration_s),
+            metadata: stats::Metadata {
+                dataset: cfg.dataset.to_string(),
+                output: output.map(|p| p.display().to_string()),
+                config: cfg.clone(),
+            },
+            structure: self.stats.clone(),
+            lint: None,
+            events: self.events.clone(),
+        }
+    }
+}
+
+/// True when the job asks for sentence embeddings anywhere (its overrides included).
+pub fn needs_embeddings(cfg: &Config) -> bool {
+    cfg.semantic_clean
+        || cfg.semantic_arrange
+        || cfg.smart_overrides.values().any(|p| p.needs_embeddings())
+}
+
+/// Runs one job: dataset -> pruned, shaped skeleton -> rendered text and stats.
+pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
+    let mut timeline = Timeline::new();
+    if needs_embeddings(cfg) && ctx.embedder.is_none() {
+        let (what, param) = if cfg.semantic_clean {
+            ("cleaning", "semantic_clean")
+        } else {
+            ("arrangement", "semantic_arrange")
+        };
+        return Err(smart::semantic_unavailable(what, param, false));
+    }
+
+    ctx.stage(Stage::Loading, &mut timeline);
+    let source = load_dataset(cfg, ctx)?;
+    let source_stats = stats::hierarchy_stats(&source);
+
+    ctx.stage(Stage::Pruning, &mut timeline);
+    let pruned = smart::prune(&source, cfg, &*ctx.wordnet, ctx.embedder, &mut timeline)?;
+
+    ctx.stage(Stage::Shaping, &mut timeline);
+    let mut tree = shaper::shape(pruned, cfg);
+    if cfg.no_glosses {
+        strip_glosses(&mut tree);
+    }
+
+    ctx.stage(Stage::Rendering, &mut timeline);
+    let text = output::render(&tree, cfg.format)?;
+    let stats = stats::structure_stats(&tree, text.len() as u64);
+    let duration_s = timeline.elapsed_s();
+    Ok(Generated {
+        tree,
+        text,
+        stats,
+        suggestions: stats::suggest_thresholds(&source_stats),
+        source_stats,
+        events: timeline.into_events(),
+        duration_s,
+    })
+}
+
+/// The dataset's full hierarchy as its loader builds it (files fetched when missing).
+pub fn load_dataset(cfg: &Config, ctx: &GenerateContext) -> Result<TaxonomyNode> {
+    let wn = &ctx.wordnet;
+    let gloss = |wnid: &str| wn.gloss_of_wnid(wnid).map(str::to_string);
+    match cfg.dataset {
+        Dataset::Tencent => {
+            let path = download::ensure(&ctx.data_dir, &tencent::FILE, ctx.download_progress)?;
+            tencent::load(&path, &gloss)
+        }
+        other => bail!("the {other} dataset is not supported yet; use tencent"),
+    }
+}
+
+fn strip_glosses(node: &mut TaxonomyNode) {
+    node.metadata.gloss = None;
+    for c in &mut node.children {
+        strip_glosses(c);
+    }
+}
