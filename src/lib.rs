@@ -20,32 +20,59 @@ pub fn reference_dir() -> PathBuf {
     workspace_root().join("../shared/reference")
 }
 
-/// The path of a workspace binary (`batch-client`, `wildcards-gen`, `embed-server`) in the
-/// target folder the running test was built into, building it first (once per test process):
-/// `cargo test` builds only the root package, and binaries of other packages are not
-/// dependencies cargo can provide to it.
+/// Path of a workspace binary (`wildcards-gen`, `batch-client`, `embed-server`) built with
+/// the same profile and target dir as the running test. `CARGO_BIN_EXE_*` only covers the
+/// test's own package, so the first call in a test process runs `cargo build --bins` for the
+/// workspace (a no-op when up to date) to make sure the binaries exist and are current.
 pub fn binary(name: &str) -> PathBuf {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(name) {
-        return p.clone();
-    }
-    // tests run from <target>/<profile>/deps/<test>-<hash>
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let profile_dir = BUILT.get_or_init(build_binaries).as_ref().unwrap_or_else(|e| panic!("{e}"));
+    profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Builds the workspace binaries into the running test's target dir; returns the profile dir
+/// (`target/debug` or `target/release`).
+fn build_binaries() -> Result<PathBuf, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the test executable: {e}"))?;
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or("unexpected test executable location")?
+        .to_path_buf();
+    let target_dir = profile_dir.parent().ok_or("unexpected target dir layout")?;
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_string(),
+        Some(other) => other.to_string(),
+        None => return Err("unexpected profile dir".into()),
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "--quiet", "--workspace", "--bin", name, "--manifest-path"])
-        .arg(workspace_root().join("Cargo.toml"));
-    if release {
-        cmd.arg("--release");
+    // Cargo gives test processes package variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...);
+    // some build scripts track those, so passing them on would rebuild half the dependency
+    // tree. Drop them so this build matches a plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let per_package = k == "CARGO_MANIFEST_DIR"
+            || k == "CARGO_MANIFEST_PATH"
+            || k == "CARGO_TARGET_TMPDIR"
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "OUT_DIR"
+            || ["CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_"].iter().any(|p| k.starts_with(p));
+        if per_package {
+            cmd.env_remove(&key);
+        }
     }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --bin {name} failed");
-    let path = profile_dir.join(name);
-    built.insert(name.to_string(), path.clone());
-    path
+    let status = cmd
+        .current_dir(workspace_root())
+        .args(["build", "--workspace", "--bins", "--quiet", "--profile", &profile])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the binaries: {e}"))?;
+    if !status.success() {
+        return Err(format!("building the workspace binaries failed ({status})"));
+    }
+    Ok(profile_dir)
 }

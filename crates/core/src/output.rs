@@ -224,8 +224,7 @@ fn node_from_value(
 ) -> Result<TaxonomyNode> {
     path.push(name.clone());
     let mut node = TaxonomyNode::new(name);
-    node.metadata =
-        NodeMeta { gloss: glosses.get(path.as_slice()).cloned(), ..Default::default() };
+    node.metadata = NodeMeta { gloss: glosses.get(path.as_slice()).cloned(), ..Default::default() };
     match strip_tags(value) {
         Value::Mapping(map) => {
             for (k, v) in map {
@@ -352,9 +351,8 @@ fn closing_single_quote(s: &str) -> Option<usize> {
 /// Position of the `:` that ends a plain key (followed by a space, a tab or the line end).
 fn plain_key_end(s: &str) -> Option<usize> {
     let bytes = s.as_bytes();
-    (0..bytes.len()).find(|&i| {
-        bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ') | Some(b'\t'))
-    })
+    (0..bytes.len())
+        .find(|&i| bytes[i] == b':' && matches!(bytes.get(i + 1), None | Some(b' ') | Some(b'\t')))
 }
 
 /// The text of an `# instruction:` comment in what follows a key's colon, if any.
@@ -365,11 +363,8 @@ fn instruction_in(rest: &str) -> Option<String> {
         Some('\'') => &rest[closing_single_quote(rest)? + 1..],
         _ => rest,
     };
-    let hash = if after_value.starts_with('#') {
-        0
-    } else {
-        after_value.find(" #").map(|i| i + 1)?
-    };
+    let hash =
+        if after_value.starts_with('#') { 0 } else { after_value.find(" #").map(|i| i + 1)? };
     let comment = after_value[hash + 1..].trim_start();
     let text = comment.strip_prefix("instruction:")?;
     Some(text.trim().to_string())
@@ -392,11 +387,7 @@ pub fn to_jsonl(root: &TaxonomyNode) -> Result<String> {
     Ok(out)
 }
 
-fn jsonl_node<'a>(
-    node: &'a TaxonomyNode,
-    path: &mut Vec<&'a str>,
-    out: &mut String,
-) -> Result<()> {
+fn jsonl_node<'a>(node: &'a TaxonomyNode, path: &mut Vec<&'a str>, out: &mut String) -> Result<()> {
     path.push(&node.name);
     for item in &node.items {
         let rec = JsonlRecord { text: item, label: &node.name, hierarchy: path };
@@ -440,7 +431,8 @@ mod tests {
         let mut dog = TaxonomyNode::with_gloss("Dog", "a member of the genus Canis");
         dog.items = vec!["pug".into(), "yes".into(), "1900".into()];
         root.children.push(dog);
-        root.children.push(TaxonomyNode::list("a: b", ["#x", "-dash", "say \"hi\"", "back\\slash"]));
+        root.children
+            .push(TaxonomyNode::list("a: b", ["#x", "-dash", "say \"hi\"", "back\\slash"]));
         root.children.push(TaxonomyNode::new("null"));
         root.metadata.is_root = true;
         root
@@ -450,7 +442,10 @@ mod tests {
     fn writes_comments_and_lists() {
         let y = to_yaml(&sample()).unwrap();
         assert!(y.starts_with("Animal: # instruction: a living organism\n"), "{y}");
-        assert!(y.contains("  Dog: # instruction: a member of the genus Canis\n    - pug\n"), "{y}");
+        assert!(
+            y.contains("  Dog: # instruction: a member of the genus Canis\n    - pug\n"),
+            "{y}"
+        );
         assert!(y.contains("    - \"yes\"\n    - \"1900\"\n"), "{y}");
         assert!(y.contains("  \"a: b\":\n    - \"#x\"\n    - \"-dash\"\n"), "{y}");
         assert!(y.contains("  \"null\": []\n"), "{y}");
@@ -467,10 +462,42 @@ mod tests {
     #[test]
     fn hard_strings_are_quoted() {
         for s in [
-            "yes", "No", "null", "~", "1900", "-1", "0x1F", "1e5", ".inf", "2001-12-14", "a: b",
-            "#x", "a #b", "-x", "*x", "&x", "!x", "?x", "'q'", "\"q\"", "b\\s", "", " lead",
-            "trail ", "[x]", "{x}", "x,y", "%x", "@x", "`x", "|x", ">x", "tab\tx", "nl\nx",
-            "\u{2028}", "\u{feff}bom",
+            "yes",
+            "No",
+            "null",
+            "~",
+            "1900",
+            "-1",
+            "0x1F",
+            "1e5",
+            ".inf",
+            "2001-12-14",
+            "a: b",
+            "#x",
+            "a #b",
+            "-x",
+            "*x",
+            "&x",
+            "!x",
+            "?x",
+            "'q'",
+            "\"q\"",
+            "b\\s",
+            "",
+            " lead",
+            "trail ",
+            "[x]",
+            "{x}",
+            "x,y",
+            "%x",
+            "@x",
+            "`x",
+            "|x",
+            ">x",
+            "tab\tx",
+            "nl\nx",
+            "\u{2028}",
+            "\u{feff}bom",
         ] {
             let q = scalar(s);
             assert!(q.starts_with('"'), "{s:?} written as {q}");
@@ -556,7 +583,8 @@ mod tests {
                     let mut n = TaxonomyNode::new(name);
                     n.metadata.gloss = gloss;
                     let mut seen = std::collections::HashSet::new();
-                    n.children = children.into_iter().filter(|c| seen.insert(c.name.clone())).collect();
+                    n.children =
+                        children.into_iter().filter(|c| seen.insert(c.name.clone())).collect();
                     n
                 },
             )

@@ -239,9 +239,7 @@ pub fn distinctive_keyword(bin: &[String], rest: &[String], parent: &str) -> Opt
             (w, n, score)
         })
         .filter(|(_, _, score)| *score > 0.0)
-        .max_by(|a, b| {
-            a.2.total_cmp(&b.2).then(a.1.cmp(&b.1)).then_with(|| b.0.cmp(&a.0))
-        })
+        .max_by(|a, b| a.2.total_cmp(&b.2).then(a.1.cmp(&b.1)).then_with(|| b.0.cmp(&a.0)))
         .map(|(w, _, _)| w)
 }
 
@@ -332,7 +330,8 @@ mod tests {
         wine.children.push(TaxonomyNode::list("Red", ["red wine", "port wine"]));
         wine.children.push(TaxonomyNode::list("White", ["white wine"]));
         wine.children.push(TaxonomyNode::list("Beer", ["ale", "lager", "stout", "porter", "bock"]));
-        wine.children.push(TaxonomyNode::list("Tea", ["green tea", "black tea", "oolong", "chai", "mate"]));
+        wine.children
+            .push(TaxonomyNode::list("Tea", ["green tea", "black tea", "oolong", "chai", "mate"]));
         let out = shape(root(vec![wine]), &cfg(3));
         let drink = &out.children[0];
         assert_eq!(names(drink), vec!["Beer", "Tea", "Other (Wine)"]);

@@ -75,9 +75,8 @@ pub fn override_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Option<&'a Para
 /// overrides for that subtree, e.g. `dog: {min_hyponyms: 10}`. Errors name the file, the
 /// line and the fix; an empty file means no overrides.
 pub fn read_smart_config(path: &std::path::Path) -> Result<BTreeMap<String, Params>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        anyhow!("cannot read smart config {}: {e}; check the path", path.display())
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("cannot read smart config {}: {e}; check the path", path.display()))?;
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -299,7 +298,8 @@ impl Pruner<'_> {
         if cfg.skip_nodes.is_empty() {
             return false;
         }
-        let listed = |s: &str| cfg.skip_nodes.iter().any(|k| k.trim().eq_ignore_ascii_case(s.trim()));
+        let listed =
+            |s: &str| cfg.skip_nodes.iter().any(|k| k.trim().eq_ignore_ascii_case(s.trim()));
         if listed(&node.name) {
             return true;
         }
@@ -449,11 +449,11 @@ pub(crate) mod tests {
                 cat("cat", "f", labels(&["tabby", "siamese"])),
             ],
         )]);
-        let facts = Facts::default().with("a", 1, 100).with("c", 2, 100).with("d", 3, 100).with(
-            "f",
-            3,
-            100,
-        );
+        let facts = Facts::default()
+            .with("a", 1, 100)
+            .with("c", 2, 100)
+            .with("d", 3, 100)
+            .with("f", 3, 100);
         let out = run(&tree, &smart_cfg(9, 1, 1), &facts);
         let animal = child(&out, "animal");
         let canine = child(animal, "canine");
@@ -468,9 +468,30 @@ pub(crate) mod tests {
             "animal",
             "a",
             vec![
-                cat("shallow", "s", vec![cat("x", "x", labels(&["x1", "x2"])), cat("y", "y", labels(&["y1", "y2"]))]),
-                cat("bushy", "b", vec![cat("p", "p", labels(&["p1", "p2"])), cat("q", "q", labels(&["q1", "q2"]))]),
-                cat("plain", "n", vec![cat("r", "r", labels(&["r1", "r2"])), cat("t", "t", labels(&["t1", "t2"]))]),
+                cat(
+                    "shallow",
+                    "s",
+                    vec![
+                        cat("x", "x", labels(&["x1", "x2"])),
+                        cat("y", "y", labels(&["y1", "y2"])),
+                    ],
+                ),
+                cat(
+                    "bushy",
+                    "b",
+                    vec![
+                        cat("p", "p", labels(&["p1", "p2"])),
+                        cat("q", "q", labels(&["q1", "q2"])),
+                    ],
+                ),
+                cat(
+                    "plain",
+                    "n",
+                    vec![
+                        cat("r", "r", labels(&["r1", "r2"])),
+                        cat("t", "t", labels(&["t1", "t2"])),
+                    ],
+                ),
             ],
         )]);
         let facts = Facts::default()
@@ -496,7 +517,11 @@ pub(crate) mod tests {
             "animal",
             "a",
             vec![
-                cat("z", "missing", vec![cat("k", "x", labels(&["k1"])), cat("l", "y", labels(&["l1"]))]),
+                cat(
+                    "z",
+                    "missing",
+                    vec![cat("k", "x", labels(&["k1"])), cat("l", "y", labels(&["l1"]))],
+                ),
                 cat("shallow", "s", labels(&["s1", "s2"])),
             ],
         )]);
@@ -512,11 +537,17 @@ pub(crate) mod tests {
             vec![cat(
                 "organism",
                 "o",
-                vec![cat("plant", "p", labels(&["oak", "fern"])), cat("fungus", "f", labels(&["morel", "truffle"]))],
+                vec![
+                    cat("plant", "p", labels(&["oak", "fern"])),
+                    cat("fungus", "f", labels(&["morel", "truffle"])),
+                ],
             )],
         )]);
-        let facts =
-            Facts::default().with("t", 0, 1000).with("o", 1, 1000).with("p", 2, 100).with("f", 2, 100);
+        let facts = Facts::default()
+            .with("t", 0, 1000)
+            .with("o", 1, 1000)
+            .with("p", 2, 100)
+            .with("f", 2, 100);
         let mut cfg = smart_cfg(9, 1, 1);
         cfg.skip_nodes = vec!["Organism".into()];
         let out = run(&tree, &cfg, &facts);
@@ -538,10 +569,21 @@ pub(crate) mod tests {
             "bird",
             "b",
             vec![
-                cat("raptor", "r", vec![cat("hawk", "h", labels(&["kestrel", "harrier"])), cat("owl", "o", labels(&["barn owl"]))]),
+                cat(
+                    "raptor",
+                    "r",
+                    vec![
+                        cat("hawk", "h", labels(&["kestrel", "harrier"])),
+                        cat("owl", "o", labels(&["barn owl"])),
+                    ],
+                ),
                 cat("finch", "f", labels(&["goldfinch"])),
                 TaxonomyNode::new("dodo"),
-                cat("duck", "d", labels(&["mallard", "teal", "eider", "wigeon", "pintail", "scaup"])),
+                cat(
+                    "duck",
+                    "d",
+                    labels(&["mallard", "teal", "eider", "wigeon", "pintail", "scaup"]),
+                ),
             ],
         )]);
         let facts = Facts::default()
@@ -591,8 +633,22 @@ pub(crate) mod tests {
             "animal",
             "a",
             vec![
-                cat("dog", "d", vec![cat("hound", "h", labels(&["beagle", "basset"])), cat("toy", "t", labels(&["pug", "chihuahua"]))]),
-                cat("cat", "c", vec![cat("big", "g", labels(&["lion", "tiger"])), cat("small", "s", labels(&["tabby", "manx"]))]),
+                cat(
+                    "dog",
+                    "d",
+                    vec![
+                        cat("hound", "h", labels(&["beagle", "basset"])),
+                        cat("toy", "t", labels(&["pug", "chihuahua"])),
+                    ],
+                ),
+                cat(
+                    "cat",
+                    "c",
+                    vec![
+                        cat("big", "g", labels(&["lion", "tiger"])),
+                        cat("small", "s", labels(&["tabby", "manx"])),
+                    ],
+                ),
             ],
         )]);
         let facts = Facts::default()
@@ -607,14 +663,16 @@ pub(crate) mod tests {
         let base = run(&tree, &cfg, &facts);
         assert!(child(child(&base, "animal"), "dog").children.is_empty());
         // Lower the hyponym bar for Dog (by name, any case) only.
-        cfg.smart_overrides.insert("DOG".into(), Params { min_hyponyms: Some(10), ..Default::default() });
+        cfg.smart_overrides
+            .insert("DOG".into(), Params { min_hyponyms: Some(10), ..Default::default() });
         let out = run(&tree, &cfg, &facts);
         let animal = child(&out, "animal");
         assert_eq!(child(animal, "dog").children.len(), 2);
         assert!(child(animal, "cat").children.is_empty());
         // By wnid as well.
         cfg.smart_overrides.clear();
-        cfg.smart_overrides.insert("c".into(), Params { min_hyponyms: Some(10), ..Default::default() });
+        cfg.smart_overrides
+            .insert("c".into(), Params { min_hyponyms: Some(10), ..Default::default() });
         let out = run(&tree, &cfg, &facts);
         assert_eq!(child(child(&out, "animal"), "cat").children.len(), 2);
     }
@@ -622,23 +680,45 @@ pub(crate) mod tests {
     #[test]
     fn preset_precedence_reaches_pruning() {
         // Explicit min_hyponyms beats the preset (compact = 100 hyponyms for ImageNet).
-        let p = Params { smart: Some(true), preset: Some(Preset::Compact), min_hyponyms: Some(40), ..Default::default() };
+        let p = Params {
+            smart: Some(true),
+            preset: Some(Preset::Compact),
+            min_hyponyms: Some(40),
+            ..Default::default()
+        };
         let cfg = p.resolve(Dataset::Imagenet);
         assert_eq!((cfg.min_depth, cfg.min_hyponyms, cfg.min_leaf_size), (3, 40, 8));
         let tree = root(vec![cat(
             "animal",
             "a",
             vec![
-                cat("dog", "d", vec![cat("x", "x", labels(&["1", "2", "3", "4", "5", "6", "7", "8"])), cat("y", "y", labels(&["a", "b", "c", "d", "e", "f", "g", "h"]))]),
+                cat(
+                    "dog",
+                    "d",
+                    vec![
+                        cat("x", "x", labels(&["1", "2", "3", "4", "5", "6", "7", "8"])),
+                        cat("y", "y", labels(&["a", "b", "c", "d", "e", "f", "g", "h"])),
+                    ],
+                ),
                 cat("cat", "x", labels(&["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"])),
             ],
         )]);
-        let facts = Facts::default().with("a", 1, 1000).with("d", 8, 45).with("x", 9, 0).with("y", 9, 0);
+        let facts =
+            Facts::default().with("a", 1, 1000).with("d", 8, 45).with("x", 9, 0).with("y", 9, 0);
         let out = run(&tree, &cfg, &facts);
-        assert!(child(child(&out, "animal"), "dog").items.is_empty(), "dog kept by min_hyponyms 40");
-        let plain = Params { smart: Some(true), preset: Some(Preset::Compact), ..Default::default() }.resolve(Dataset::Imagenet);
+        assert!(
+            child(child(&out, "animal"), "dog").items.is_empty(),
+            "dog kept by min_hyponyms 40"
+        );
+        let plain =
+            Params { smart: Some(true), preset: Some(Preset::Compact), ..Default::default() }
+                .resolve(Dataset::Imagenet);
         let out = run(&tree, &plain, &facts);
-        assert_eq!(child(child(&out, "animal"), "dog").items.len(), 16, "preset's 100 flattens dog");
+        assert_eq!(
+            child(child(&out, "animal"), "dog").items.len(),
+            16,
+            "preset's 100 flattens dog"
+        );
     }
 
     #[test]
@@ -646,7 +726,10 @@ pub(crate) mod tests {
         let mut tree = root(vec![cat(
             "a",
             "a",
-            vec![cat("b", "b", vec![cat("c", "c", labels(&["c1", "c2"]))]), TaxonomyNode::new("leaf")],
+            vec![
+                cat("b", "b", vec![cat("c", "c", labels(&["c1", "c2"]))]),
+                TaxonomyNode::new("leaf"),
+            ],
         )]);
         // Loader depths: dataset roots are 0.
         fn set_depth(n: &mut TaxonomyNode, d: usize) {
@@ -671,7 +754,11 @@ pub(crate) mod tests {
 
     #[test]
     fn semantic_options_without_a_server_are_an_error() {
-        let tree = root(vec![cat("a", "a", vec![cat("b", "b", labels(&["x", "y", "z"])), cat("c", "c", labels(&["u", "v"]))])]);
+        let tree = root(vec![cat(
+            "a",
+            "a",
+            vec![cat("b", "b", labels(&["x", "y", "z"])), cat("c", "c", labels(&["u", "v"]))],
+        )]);
         let facts = Facts::default().with("a", 0, 100).with("b", 9, 0).with("c", 9, 0);
         let mut cfg = smart_cfg(4, 50, 1);
         cfg.semantic_clean = true;

@@ -44,8 +44,15 @@ impl TaxonomyNode {
     }
 
     /// A category holding the given items.
-    pub fn list<S: Into<String>>(name: impl Into<String>, items: impl IntoIterator<Item = S>) -> Self {
-        Self { name: name.into(), items: items.into_iter().map(Into::into).collect(), ..Default::default() }
+    pub fn list<S: Into<String>>(
+        name: impl Into<String>,
+        items: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            items: items.into_iter().map(Into::into).collect(),
+            ..Default::default()
+        }
     }
 
     /// True when the node has neither children nor items.

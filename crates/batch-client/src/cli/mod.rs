@@ -12,7 +12,7 @@ pub mod dataset;
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
 /// label sets via WordNet.
 #[derive(Debug, Parser)]
-#[command(name = "wildcards-gen", version, about, propagate_version = true)]
+#[command(name = "wildcards-gen", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -54,10 +54,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Category>> {
         })?);
     }
     if out.is_empty() {
-        bail!(
-            "{}: no categories found; delete the file so it is downloaded again",
-            path.display()
-        );
+        bail!("{}: no categories found; delete the file so it is downloaded again", path.display());
     }
     Ok(out)
 }
