@@ -73,9 +73,83 @@ impl JobSpec {
     }
 }
 
-/// `out.yaml` -> `out.yaml.stats.json`.
+/// `out/tencent_baseline.yaml` -> `out/tencent_baseline.stats.json` (as `wildcards-gen`).
 pub fn stats_path_for(output: &Path) -> PathBuf {
-    let mut s = output.as_os_str().to_owned();
-    s.push(".stats.json");
-    PathBuf::from(s)
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.stats.json"))
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Succeeded,
+    Failed,
+    /// Not run again: `--resume` found its outputs made with the same parameters.
+    Resumed,
+    /// Stopped by Ctrl-C while running.
+    Interrupted,
+    /// Never started (the batch was interrupted first).
+    NotRun,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Resumed => "resumed",
+            JobStatus::Interrupted => "interrupted",
+            JobStatus::NotRun => "not run",
+        }
+    }
+
+    /// Succeeded now or earlier (resumed): its outputs are there.
+    pub fn is_success(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Resumed)
+    }
+}
+
+/// The numbers of one finished job, as report.md and summary.csv show them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobMetrics {
+    pub file_bytes: u64,
+    pub categories: usize,
+    pub leaf_lists: usize,
+    pub items: usize,
+    pub max_depth: usize,
+    pub avg_branching: f64,
+    pub avg_leaf_size: f64,
+    /// Outliers the lint finds at the job's `semantic_threshold` (only when analysed).
+    pub outliers: Option<usize>,
+    /// Texts the job sent to the embedding service, and how many it served from its cache.
+    pub embed_texts: u64,
+    pub embed_cache_hits: u64,
+}
+
+/// How one job went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    pub status: JobStatus,
+    /// Why it failed (or was interrupted).
+    pub error: Option<String>,
+    /// Wall time of the job in its worker, seconds.
+    pub duration_s: f64,
+    pub metrics: Option<JobMetrics>,
+}
+
+impl JobOutcome {
+    pub fn failed(error: impl Into<String>, duration_s: f64) -> Self {
+        Self { status: JobStatus::Failed, error: Some(error.into()), duration_s, metrics: None }
+    }
+}
+
+/// What batch-client adds to a job's `.stats.json` (under the key `batch`): the job, the
+/// parameter hash `--resume` compares, and the embedding counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchStats {
+    pub job: String,
+    pub param_hash: String,
+    pub embed_texts: u64,
+    pub embed_cache_hits: u64,
 }
