@@ -1,15 +1,40 @@
-//! `batch-client MANIFEST` (also `wildcards-gen batch MANIFEST`): run a manifest of experiments.
+//! `batch-client MANIFEST` (also `wildcards-gen batch MANIFEST`): run a manifest of
+//! experiments in worker processes and write one consolidated report.
 //!
-//! The manifest is parsed and validated completely before anything runs (exit 2 on any
-//! problem, nothing written); `--dry-run` prints the expanded job table.
+//! 1. The manifest is parsed and validated completely first: any problem exits 2 and nothing
+//!    is written. `--dry-run` prints the expanded job table.
+//! 2. With `--resume`, jobs whose output and stats file exist for the same effective
+//!    parameters are not run again.
+//! 3. If a job needs embeddings, the embed-server is found (or a private one started).
+//! 4. The jobs run on `--workers` worker processes ([`pool`], [`worker`]).
+//! 5. `report.md` and `summary.csv` are written, also after Ctrl-C (with what finished).
+//!
+//! Exit status: 0 all jobs succeeded, 1 some failed, 2 manifest or usage error (nothing ran),
+//! 130 interrupted.
 
-use std::io::Write;
+pub mod embed_client;
+pub mod pool;
+pub mod progress;
+pub mod protocol;
+pub mod server;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
+use wildcards_core::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
 use wildcards_core::manifest::{self, Manifest};
-use wildcards_core::report;
+use wildcards_core::report::{self, JobRecord, RunInfo};
+use wildcards_core::stats::StatsFile;
+
+use progress::{Mode, Progress};
 
 /// Exit status: every job succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -17,21 +42,81 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_JOBS_FAILED: u8 = 1;
 /// Exit status: the manifest or the command line is wrong; nothing ran.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status: stopped by Ctrl-C (the report of what finished was written).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Options of a batch run.
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
     /// The manifest (YAML: config, jobs, matrix) to run.
-    pub manifest: PathBuf,
+    #[arg(required_unless_present = "worker")]
+    pub manifest: Option<PathBuf>,
+
+    /// Worker processes running jobs in parallel (capped at the number of jobs).
+    #[arg(short, long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+
+    /// Fail a job that runs longer than this many seconds (its worker is stopped and a fresh
+    /// one takes the next job).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub job_timeout: Option<f64>,
+
+    /// The embed-server (`host:port` or `http://host:port`). When none answers there and a job
+    /// needs embeddings, a private embed-server is started for the run.
+    #[arg(long, value_name = "ADDR", env = "WILDCARDS_EMBED_SERVER")]
+    pub server: Option<String>,
+
+    /// Skip jobs whose output and stats file exist for the same effective parameters.
+    #[arg(long)]
+    pub resume: bool,
 
     /// Print the expanded job table and exit without running anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// No progress display or log lines; errors and the exit status only.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Folder with the dataset files (default: env WILDCARDS_DATA_DIR, else the per-user
+    /// cache dir). A job's or the manifest's `data_dir` wins.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// WordNet 3.0 database folder (default: WNHOME, WORDNET_DIR, /usr/share/wordnet, NLTK
+    /// data dirs).
+    #[arg(long, value_name = "DIR")]
+    pub wordnet_dir: Option<PathBuf>,
+
+    /// Run as a worker of another batch-client (jobs on stdin, events on stdout).
+    #[arg(long, hide = true)]
+    pub worker: bool,
 }
 
-/// Runs a batch from parsed arguments and returns the process exit status.
-pub fn main(args: BatchArgs) -> ExitCode {
-    let manifest = match manifest::load(&args.manifest) {
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
+/// Runs a batch (or a worker) and returns the process exit status. `invocation` is what
+/// follows the executable to reach these arguments (`["batch"]` for `wildcards-gen batch`),
+/// so that workers can be started as the same program.
+pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
+    if args.worker {
+        return worker::run(worker::WorkerOptions {
+            server: args.server,
+            data_dir: args.data_dir,
+            wordnet_dir: args.wordnet_dir,
+        });
+    }
+    let Some(path) = args.manifest.clone() else {
+        eprintln!("error: give the manifest to run (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let manifest = match manifest::load(&path) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: invalid manifest {e}");
@@ -42,20 +127,285 @@ pub fn main(args: BatchArgs) -> ExitCode {
         print_dry_run(&manifest);
         return ExitCode::from(EXIT_OK);
     }
-    eprintln!("error: running jobs is not available yet; use --dry-run to check the manifest");
-    ExitCode::from(EXIT_USAGE)
+    match run(&args, &manifest, invocation) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_JOBS_FAILED)
+        }
+    }
 }
 
 fn print_dry_run(m: &Manifest) {
-    let mut out = std::io::stdout().lock();
     let needs = m.jobs.iter().filter(|j| j.needs_embeddings()).count();
-    let _ = writeln!(
-        out,
+    println!(
         "{}: {} jobs -> {} ({} need the embedding server)\n",
         m.path.display(),
         m.jobs.len(),
         m.config.output_dir.display(),
         needs
     );
-    let _ = write!(out, "{}", report::job_table(&m.jobs, &m.config.output_dir));
+    print!("{}", report::job_table(&m.jobs, &m.config.output_dir));
+}
+
+/// Runs the validated manifest; returns the exit status.
+fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8> {
+    let out_dir = &m.config.output_dir;
+    std::fs::create_dir_all(out_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create the output folder {}: {e}", out_dir.display())
+    })?;
+    let stop = install_ctrl_c();
+
+    let (resumed, to_run) = split_resumable(args.resume, &m.jobs);
+    let workers = usize::from(args.workers).min(to_run.len()).max(1);
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else if std::io::stdout().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::Plain
+    };
+    let progress = Progress::new(mode, to_run.len(), workers);
+    progress.note(&format!(
+        "batch {}: {} jobs on {} worker{} -> {}",
+        m.path.display(),
+        m.jobs.len(),
+        workers,
+        if workers == 1 { "" } else { "s" },
+        out_dir.display()
+    ));
+    if !resumed.is_empty() {
+        progress.note(&format!(
+            "--resume: {} of {} jobs already done with the same parameters, not run again",
+            resumed.len(),
+            m.jobs.len()
+        ));
+    }
+
+    let mut outcomes: HashMap<usize, JobOutcome> = resumed;
+    let (server, private) = match choose_server(args, m, &to_run, &progress) {
+        Ok(s) => s,
+        Err(e) => {
+            // The jobs that need embeddings cannot run; the others still can.
+            let reason = format!("{e:#}");
+            progress.note(&format!("error: {reason}"));
+            for j in to_run.iter().filter(|j| j.needs_embeddings()) {
+                outcomes.insert(j.index, JobOutcome::failed(reason.clone(), 0.0));
+            }
+            (None, None)
+        }
+    };
+    let runnable: Vec<JobSpec> =
+        to_run.into_iter().filter(|j| !outcomes.contains_key(&j.index)).collect();
+
+    let cfg = pool::PoolConfig {
+        command: worker_command(args, invocation, server.as_deref())?,
+        workers,
+        job_timeout: args.job_timeout.map(Duration::from_secs_f64),
+    };
+    let pooled = pool::run(&cfg, runnable, &progress, &stop);
+    outcomes.extend(pooled.outcomes);
+    let interrupted = stop.load(Ordering::SeqCst);
+    progress.finish();
+
+    let records: Vec<JobRecord> = m
+        .jobs
+        .iter()
+        .map(|spec| JobRecord {
+            spec: spec.clone(),
+            outcome: outcomes.remove(&spec.index).unwrap_or(JobOutcome {
+                status: JobStatus::NotRun,
+                error: None,
+                duration_s: 0.0,
+                metrics: None,
+            }),
+        })
+        .collect();
+    let server_note = match (&server, &private) {
+        (Some(addr), Some(_)) => Some(format!("{addr} (private, started and stopped by this run)")),
+        (Some(addr), None) => Some(format!("{addr} (shared)")),
+        _ => None,
+    };
+    let info = RunInfo {
+        manifest: m.path.clone(),
+        output_dir: out_dir.clone(),
+        workers,
+        wall_s: progress.elapsed().as_secs_f64(),
+        server: server_note,
+        interrupted,
+        worker_peak_rss_kb: pooled.worker_peak_rss_kb.values().copied().collect(),
+        server_peak_rss_kb: private
+            .as_ref()
+            .and_then(|p| protocol::peak_rss_kb(&p.pid().to_string())),
+    };
+    let written = report::write_reports(&info, &records);
+    if let Some(p) = private {
+        p.stop();
+        if mode != Mode::Quiet {
+            progress::say("stopped the private embed-server".into());
+        }
+    }
+    let (md, csv) = written?;
+
+    let count = |s: JobStatus| records.iter().filter(|r| r.outcome.status == s).count();
+    let failed = count(JobStatus::Failed);
+    if mode != Mode::Quiet {
+        progress::say(format!(
+            "{}{} jobs: {} succeeded, {} resumed, {} failed{} in {:.1} s\nreport: {}\nsummary: {}",
+            if interrupted { "interrupted; " } else { "" },
+            records.len(),
+            count(JobStatus::Succeeded),
+            count(JobStatus::Resumed),
+            failed,
+            if interrupted {
+                format!(
+                    ", {} not finished",
+                    count(JobStatus::Interrupted) + count(JobStatus::NotRun)
+                )
+            } else {
+                String::new()
+            },
+            info.wall_s,
+            md.display(),
+            csv.display()
+        ));
+    }
+    for r in records.iter().filter(|r| r.outcome.status == JobStatus::Failed) {
+        eprintln!("job {} failed: {}", r.spec.name, r.outcome.error.as_deref().unwrap_or("?"));
+    }
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else if failed > 0 {
+        EXIT_JOBS_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Ctrl-C (and SIGTERM) set the returned flag: the pool stops its workers and the report of
+/// what finished is written. A second Ctrl-C exits at once.
+fn install_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let presses = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&stop);
+    let result = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, Ordering::SeqCst) > 0 {
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
+        }
+        eprintln!(
+            "\ninterrupted: stopping the workers and writing the report (Ctrl-C again to quit now)"
+        );
+        flag.store(true, Ordering::SeqCst);
+    });
+    if let Err(e) = result {
+        eprintln!("warning: Ctrl-C will not stop the batch cleanly: {e}");
+    }
+    stop
+}
+
+/// With `--resume`: the jobs whose outputs are there for the same parameters (with their
+/// recorded numbers), and the rest to run.
+fn split_resumable(resume: bool, jobs: &[JobSpec]) -> (HashMap<usize, JobOutcome>, Vec<JobSpec>) {
+    let mut done = HashMap::new();
+    let mut to_run = Vec::new();
+    for job in jobs {
+        match resume.then(|| previous_outcome(job)).flatten() {
+            Some(outcome) => {
+                done.insert(job.index, outcome);
+            }
+            None => to_run.push(job.clone()),
+        }
+    }
+    (done, to_run)
+}
+
+/// The outcome recorded by an earlier run of `job`, when its output exists and its stats file
+/// carries the same parameter hash.
+fn previous_outcome(job: &JobSpec) -> Option<JobOutcome> {
+    if !job.output.is_file() {
+        return None;
+    }
+    let text = std::fs::read_to_string(job.stats_path()).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let batch: BatchStats = serde_json::from_value(value.get("batch")?.clone()).ok()?;
+    if batch.param_hash != job.param_hash() {
+        return None;
+    }
+    let stats: StatsFile = serde_json::from_value(value).ok()?;
+    Some(JobOutcome {
+        status: JobStatus::Resumed,
+        error: None,
+        duration_s: stats.execution.duration_s,
+        metrics: Some(metrics_from_stats(&stats, &batch)),
+    })
+}
+
+/// The report numbers of a job as its stats file records them.
+pub fn metrics_from_stats(stats: &StatsFile, batch: &BatchStats) -> JobMetrics {
+    let s = &stats.structure;
+    JobMetrics {
+        file_bytes: s.file_bytes,
+        categories: s.categories,
+        leaf_lists: s.leaf_lists,
+        items: s.items,
+        max_depth: s.max_depth,
+        avg_branching: s.avg_branching,
+        avg_leaf_size: s.avg_leaf_size,
+        outliers: stats.lint.as_ref().map(|l| l.outliers),
+        embed_texts: batch.embed_texts,
+        embed_cache_hits: batch.embed_cache_hits,
+    }
+}
+
+/// The server address for the workers (`None` when no job needs one), and the private server
+/// when this run had to start one.
+fn choose_server(
+    args: &BatchArgs,
+    m: &Manifest,
+    to_run: &[JobSpec],
+    progress: &Progress,
+) -> anyhow::Result<(Option<String>, Option<server::PrivateServer>)> {
+    if !to_run.iter().any(JobSpec::needs_embeddings) {
+        return Ok((None, None));
+    }
+    let addr = args.server.clone().unwrap_or_else(|| server::DEFAULT_ADDR.to_string());
+    if server::is_healthy(&addr, Duration::from_secs(2)) {
+        progress.note(&format!("using the embed-server at {addr}"));
+        return Ok((Some(addr), None));
+    }
+    let log = m.config.output_dir.join("embed-server.log");
+    progress.note(&format!(
+        "no embed-server answers at {addr}; starting a private one for this run (log: {})",
+        log.display()
+    ));
+    let private = server::PrivateServer::start(&log, Duration::from_secs(180))?;
+    progress.note(&format!(
+        "private embed-server ready at {} (pid {})",
+        private.addr,
+        private.pid()
+    ));
+    Ok((Some(private.addr.clone()), Some(private)))
+}
+
+/// The command line that starts one worker: this executable in worker mode.
+fn worker_command(
+    args: &BatchArgs,
+    invocation: &[&str],
+    server: Option<&str>,
+) -> anyhow::Result<Vec<OsString>> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot locate the running executable: {e}"))?;
+    let mut cmd: Vec<OsString> = vec![exe.into()];
+    cmd.extend(invocation.iter().map(OsString::from));
+    cmd.push("--worker".into());
+    if let Some(s) = server {
+        cmd.extend(["--server".into(), s.into()]);
+    }
+    if let Some(d) = &args.data_dir {
+        cmd.extend(["--data-dir".into(), d.clone().into_os_string()]);
+    }
+    if let Some(d) = &args.wordnet_dir {
+        cmd.extend(["--wordnet-dir".into(), d.clone().into_os_string()]);
+    }
+    Ok(cmd)
 }

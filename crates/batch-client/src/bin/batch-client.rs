@@ -13,5 +13,5 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    batch::main(Cli::parse().batch)
+    batch::main(Cli::parse().batch, &[])
 }

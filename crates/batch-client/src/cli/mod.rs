@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod batch;
 pub mod dataset;
 
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
@@ -22,12 +23,17 @@ pub struct Cli {
 pub enum Command {
     /// Generate a skeleton from a dataset's label hierarchy.
     Dataset(dataset::DatasetArgs),
+    /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
+    /// write report.md and summary.csv (the same as `batch-client`).
+    Batch(batch::BatchArgs),
 }
 
 impl Command {
     pub fn run(&self) -> anyhow::Result<()> {
         match self {
             Command::Dataset(args) => args.run(),
+            // Has its own exit statuses; run from `main` below.
+            Command::Batch(_) => Ok(()),
         }
     }
 }
@@ -38,6 +44,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Command::Batch(args) = cli.command {
+        return batch::run(args);
+    }
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,187 @@
+//! What a running batch shows: on a terminal an indicatif `MultiProgress` with one line per
+//! running job (its stage and time) and an overall bar (done, failed, elapsed, ETA); plain log
+//! lines when stdout is not a terminal (CI, files); nothing with `--quiet`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wildcards_core::job::{JobOutcome, JobSpec, JobStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Bars,
+    Plain,
+    Quiet,
+}
+
+pub struct Progress {
+    mode: Mode,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    start: Instant,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    /// The line of each worker slot while it runs a job.
+    slots: Mutex<Vec<Option<ProgressBar>>>,
+}
+
+impl Progress {
+    /// `total` jobs will run on `slots` workers; `already` were done before (resumed).
+    pub fn new(mode: Mode, total: usize, slots: usize) -> Self {
+        let bars = (mode == Mode::Bars).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} jobs {msg} · {elapsed} elapsed · ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix("batch");
+            overall.enable_steady_tick(Duration::from_millis(250));
+            Bars { multi, overall, slots: Mutex::new(vec![None; slots]) }
+        });
+        Self {
+            mode,
+            total,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            start: Instant::now(),
+            bars,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A line of information (server started, resumed jobs, ...).
+    pub fn note(&self, msg: &str) {
+        match (&self.bars, self.mode) {
+            (Some(b), _) => {
+                let _ = b.multi.println(msg);
+            }
+            (None, Mode::Plain) => say(msg.to_string()),
+            _ => {}
+        }
+    }
+
+    /// A log line from a worker: shown except with --quiet.
+    pub fn log(&self, msg: &str) {
+        self.note(msg);
+    }
+
+    /// A job was handed to worker `slot` (process `pid`, when it could be started).
+    pub fn job_started(&self, slot: usize, job: &JobSpec, pid: Option<u32>) {
+        let pid = pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+        match &self.bars {
+            Some(b) => {
+                let bar = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} worker {prefix}: {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix((slot + 1).to_string());
+                bar.set_message(format!("{} — starting", job.name));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                if let Some(s) = lock(&b.slots).get_mut(slot) {
+                    *s = Some(bar);
+                }
+            }
+            None if self.mode == Mode::Plain => {
+                say(format!("{} start  {} (worker {}{pid})", self.counter(), job.name, slot + 1));
+            }
+            None => {}
+        }
+    }
+
+    pub fn job_stage(&self, slot: usize, job: &JobSpec, stage: &str) {
+        if let Some(b) = &self.bars {
+            if let Some(Some(bar)) = lock(&b.slots).get(slot) {
+                bar.set_message(format!("{} — {stage}", job.name));
+            }
+        }
+    }
+
+    pub fn job_finished(&self, slot: usize, job: &JobSpec, outcome: &JobOutcome) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+        if outcome.status == JobStatus::Failed {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        let line = finished_line(job, outcome);
+        match &self.bars {
+            Some(b) => {
+                if let Some(Some(bar)) = lock(&b.slots).get_mut(slot).map(Option::take) {
+                    bar.finish_and_clear();
+                    b.multi.remove(&bar);
+                }
+                let _ = b.multi.println(format!("{} {line}", self.counter()));
+                b.overall.inc(1);
+                let failed = self.failed.load(Ordering::SeqCst);
+                if failed > 0 {
+                    b.overall.set_message(format!("({failed} failed)"));
+                }
+            }
+            None if self.mode == Mode::Plain => say(format!("{} {line}", self.counter())),
+            None => {}
+        }
+    }
+
+    /// Clears the bars (before the closing summary is printed).
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            b.overall.finish_and_clear();
+            let _ = b.multi.clear();
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn counter(&self) -> String {
+        let width = self.total.to_string().len();
+        format!("[{:>width$}/{}]", self.done.load(Ordering::SeqCst), self.total)
+    }
+}
+
+/// Prints a line on stdout; a closed stdout (`| head`) is not an error worth dying for.
+pub fn say(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `ok baseline 1.2 s: 412 categories, 10,872 items` or `FAILED name 0.3 s: reason`.
+fn finished_line(job: &JobSpec, o: &JobOutcome) -> String {
+    match (o.status, &o.metrics) {
+        (JobStatus::Succeeded, Some(m)) => format!(
+            "ok     {} {:.1} s: {} categories, {} lists, {} items{}",
+            job.name,
+            o.duration_s,
+            m.categories,
+            m.leaf_lists,
+            m.items,
+            m.outliers.map(|n| format!(", {n} outliers")).unwrap_or_default()
+        ),
+        (JobStatus::Failed, _) => format!(
+            "FAILED {} {:.1} s: {}",
+            job.name,
+            o.duration_s,
+            o.error.as_deref().unwrap_or("(no message)")
+        ),
+        (status, _) => format!("{:<6} {}", status.as_str(), job.name),
+    }
+}

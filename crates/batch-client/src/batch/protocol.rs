@@ -1,0 +1,61 @@
+//! The messages between batch-client and its workers: one JSON object per line, jobs on the
+//! worker's stdin, events on its stdout. Anything else a worker prints goes to stderr.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+use wildcards_core::job::{JobOutcome, JobSpec};
+
+/// batch-client -> worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub job: JobSpec,
+}
+
+/// worker -> batch-client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The worker is up and waiting for jobs.
+    Ready { pid: u32 },
+    /// Job `job` entered a stage (loading, pruning, ...).
+    Stage { job: usize, stage: String },
+    /// Job `job` is done (succeeded or failed). With `retire` the worker exits next (after a
+    /// panic its state is not trusted); otherwise it takes the next job.
+    Finished { job: usize, outcome: JobOutcome, retire: bool, peak_rss_kb: Option<u64> },
+}
+
+/// Writes one message as a JSON line and flushes it.
+pub fn send<T: Serialize>(out: &mut impl Write, msg: &T) -> std::io::Result<()> {
+    let line = serde_json::to_string(msg).map_err(std::io::Error::other)?;
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Peak resident memory (VmHWM) of a process in KiB, from /proc (Linux); `None` elsewhere.
+pub fn peak_rss_kb(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads the next message; `Ok(None)` at end of input. A line that is not a message is an
+/// error carrying the line.
+pub fn receive<T: for<'de> Deserialize<'de>>(
+    input: &mut impl BufRead,
+) -> std::io::Result<Option<T>> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    serde_json::from_str(line.trim_end())
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e}: {line}")))
+}
