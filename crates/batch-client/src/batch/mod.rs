@@ -75,6 +75,10 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Write outputs and the report here instead of the manifest's `config.output_dir`.
+    #[arg(short, long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
     /// No progress display or log lines; errors and the exit status only.
     #[arg(short, long)]
     pub quiet: bool,
@@ -117,7 +121,10 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     };
     let manifest = match manifest::load(&path) {
-        Ok(m) => m,
+        Ok(m) => match &args.output_dir {
+            Some(dir) => relocate(m, dir),
+            None => m,
+        },
         Err(e) => {
             eprintln!("error: invalid manifest {e}");
             return ExitCode::from(EXIT_USAGE);
@@ -134,6 +141,17 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
             ExitCode::from(EXIT_JOBS_FAILED)
         }
     }
+}
+
+/// The manifest with its outputs moved from `config.output_dir` to `dir` (`--output-dir`).
+fn relocate(mut m: Manifest, dir: &std::path::Path) -> Manifest {
+    for job in &mut m.jobs {
+        if let Ok(rel) = job.output.strip_prefix(&m.config.output_dir) {
+            job.output = dir.join(rel);
+        }
+    }
+    m.config.output_dir = dir.to_path_buf();
+    m
 }
 
 fn print_dry_run(m: &Manifest) {
