@@ -313,3 +313,23 @@ fn signal_hint(sig: i32) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn death_reasons_name_the_signal_or_status_and_the_last_output() {
+        let killed = ExitStatus::from_raw(9); // terminated by signal 9
+        let reason = death_reason(Some(killed), &[]);
+        assert!(reason.starts_with("worker killed by signal 9 (SIGKILL"), "{reason}");
+        let exited = ExitStatus::from_raw(101 << 8); // exit code 101
+        let tail = ["".to_string(), "thread 'main' panicked at x.rs:1:1:".into(), "boom".into()];
+        let reason = death_reason(Some(exited), &tail);
+        assert_eq!(
+            reason,
+            "worker exited unexpectedly with status 101; its last output: \
+             thread 'main' panicked at x.rs:1:1: / boom"
+        );
+    }
+}

@@ -59,3 +59,41 @@ pub fn receive<T: for<'de> Deserialize<'de>>(
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e}: {line}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wildcards_core::job::JobOutcome;
+
+    #[test]
+    fn events_round_trip_as_json_lines_and_noise_is_reported() {
+        let mut buf = Vec::new();
+        let ev = Event::Finished {
+            job: 3,
+            outcome: JobOutcome::failed("no data", 0.5),
+            retire: false,
+            peak_rss_kb: Some(4096),
+        };
+        send(&mut buf, &Event::Stage { job: 3, stage: "pruning".into() }).unwrap();
+        send(&mut buf, &ev).unwrap();
+        buf.extend_from_slice(b"\nnot json\n");
+        let mut input = std::io::Cursor::new(buf);
+        let first: Event = receive(&mut input).unwrap().unwrap();
+        assert!(matches!(first, Event::Stage { job: 3, ref stage } if stage == "pruning"));
+        match receive::<Event>(&mut input).unwrap().unwrap() {
+            Event::Finished { job, outcome, peak_rss_kb, .. } => {
+                assert_eq!((job, peak_rss_kb), (3, Some(4096)));
+                assert_eq!(outcome.error.as_deref(), Some("no data"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = receive::<Event>(&mut input).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert!(receive::<Event>(&mut input).unwrap().is_none());
+    }
+
+    #[test]
+    fn peak_rss_of_this_process_is_known() {
+        assert!(peak_rss_kb("self").is_some_and(|kb| kb > 0));
+    }
+}

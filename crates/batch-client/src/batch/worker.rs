@@ -287,3 +287,50 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         None => msg,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Fails its first `failures` calls (a server restarting), then answers.
+    struct Flaky {
+        failures: usize,
+        calls: AtomicUsize,
+    }
+
+    impl Embedder for Flaky {
+        fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+                anyhow::bail!("connection refused");
+            }
+            Ok(Embeddings { dim: 1, vectors: vec![vec![1.0]; texts.len()], cache_hits: 1 })
+        }
+    }
+
+    #[test]
+    fn embedding_calls_are_retried_until_the_server_is_back() {
+        let e = Retrying {
+            inner: Flaky { failures: 2, calls: AtomicUsize::new(0) },
+            retry_for: Duration::from_secs(10),
+        };
+        let texts = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(e.embed(&texts).unwrap().vectors.len(), 2);
+        assert_eq!(e.inner.calls.load(Ordering::SeqCst), 3);
+
+        let gives_up = Retrying {
+            inner: Flaky { failures: usize::MAX, calls: AtomicUsize::new(0) },
+            retry_for: Duration::from_millis(300),
+        };
+        let err = format!("{:#}", gives_up.embed(&texts).unwrap_err());
+        assert!(err.contains("did not answer") && err.contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn counting_adds_up_texts_and_cache_hits() {
+        let c = Counting::new(Arc::new(Flaky { failures: 0, calls: AtomicUsize::new(0) }));
+        c.embed(&["a".to_string(), "b".to_string()]).unwrap();
+        c.embed(&["c".to_string()]).unwrap();
+        assert_eq!(c.totals(), (3, 2));
+    }
+}
