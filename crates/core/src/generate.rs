@@ -181,3 +181,48 @@ fn strip_glosses(node: &mut TaxonomyNode) {
         strip_glosses(c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Params;
+
+    fn ctx() -> GenerateContext<'static> {
+        let data = std::env::var_os("WILDCARDS_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
+        GenerateContext::new(data, Arc::new(WordNet::locate(None).unwrap()))
+    }
+
+    #[test]
+    fn semantic_work_without_an_embedder_fails_before_loading() {
+        let mut p = Params { smart: Some(true), semantic_clean: Some(true), ..Default::default() };
+        let c = ctx();
+        let err = generate(&p.resolve(Dataset::Tencent), &c).unwrap_err().to_string();
+        assert!(err.starts_with("semantic cleaning needs an embedding server"), "{err}");
+        // Also when only an override asks for it.
+        p.semantic_clean = None;
+        let over = Params { semantic_arrange: Some(true), ..Default::default() };
+        p.smart_overrides = Some([("dog".to_string(), over)].into());
+        let err = generate(&p.resolve(Dataset::Tencent), &c).unwrap_err().to_string();
+        assert!(err.contains("needs an embedding server"), "{err}");
+    }
+
+    #[test]
+    fn stages_are_reported_and_no_glosses_drops_the_comments() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |s: Stage| seen.lock().unwrap().push(s);
+        let mut c = ctx();
+        c.on_stage = Some(&record);
+        let p = Params { smart: Some(true), no_glosses: Some(true), ..Default::default() };
+        let g = generate(&p.resolve(Dataset::Tencent), &c).unwrap();
+        assert!(!g.text.contains("# instruction:"));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Stage::Loading, Stage::Pruning, Stage::Shaping, Stage::Rendering]
+        );
+        assert_eq!(g.events.iter().filter(|e| e.kind == "stage").count(), 4);
+        assert_eq!(g.stats.file_bytes, g.text.len() as u64);
+        assert_eq!(g.source_stats.items, 9219, "Tencent labels (categories without children)");
+    }
+}
