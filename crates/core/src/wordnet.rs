@@ -62,6 +62,10 @@ pub struct WordNet {
     /// Hyponyms then instance hyponyms, same layout.
     hypo_start: Vec<u32>,
     hypo: Vec<u32>,
+    /// How many of a synset's hypernyms / hyponyms are class (not instance) links: they
+    /// come first in its slice.
+    class_hypernym_count: Vec<u16>,
+    class_hyponym_count: Vec<u16>,
     min_depth: Vec<u16>,
     max_depth: Vec<u16>,
     /// Memoised hyponym-closure sizes; `u32::MAX` = not computed yet.
@@ -202,7 +206,11 @@ impl WordNet {
         let (mut hyper_start, mut hyper) = (Vec::with_capacity(n + 1), Vec::new());
         let (mut hypo_start, mut hypo) = (Vec::with_capacity(n + 1), Vec::new());
         let mut synsets = Vec::with_capacity(n);
+        let mut class_hypernym_count = Vec::with_capacity(n);
+        let mut class_hyponym_count = Vec::with_capacity(n);
         for r in raw {
+            class_hypernym_count.push(r.class_hypernyms);
+            class_hyponym_count.push(r.class_hyponyms);
             let from = format!("data.noun synset {:08}", r.synset.offset);
             hyper_start.push(hyper.len() as u32);
             for &t in &r.hypernyms {
@@ -230,6 +238,8 @@ impl WordNet {
             hyper,
             hypo_start,
             hypo,
+            class_hypernym_count,
+            class_hyponym_count,
             min_depth: Vec::new(),
             max_depth: Vec::new(),
             closure_size: (0..n).map(|_| AtomicU32::new(u32::MAX)).collect(),
@@ -383,6 +393,21 @@ impl WordNet {
         self.hypo_ids(s.index as usize).iter().map(|&i| &self.synsets[i as usize]).collect()
     }
 
+    /// Direct hypernyms without instance links (NLTK `hypernyms()`).
+    pub fn class_hypernyms(&self, s: &Synset) -> Vec<&Synset> {
+        let i = s.index as usize;
+        let ids = &self.hyper_ids(i)[..self.class_hypernym_count[i] as usize];
+        ids.iter().map(|&i| &self.synsets[i as usize]).collect()
+    }
+
+    /// Direct hyponyms without instance links (NLTK `hyponyms()`): the class taxonomy that
+    /// ImageNet follows.
+    pub fn class_hyponyms(&self, s: &Synset) -> Vec<&Synset> {
+        let i = s.index as usize;
+        let ids = &self.hypo_ids(i)[..self.class_hyponym_count[i] as usize];
+        ids.iter().map(|&i| &self.synsets[i as usize]).collect()
+    }
+
     /// Length of the shortest hypernym path to a root (NLTK `min_depth`; `entity.n.01` is 0).
     pub fn min_depth(&self, s: &Synset) -> usize {
         self.min_depth[s.index as usize] as usize
@@ -508,8 +533,11 @@ fn is_wordnet_dir(dir: &Path) -> bool {
 /// One parsed `data.noun` line, pointers still as offsets.
 struct RawSynset {
     synset: Synset,
+    /// Class links first, then instance links.
     hypernyms: Vec<u32>,
     hyponyms: Vec<u32>,
+    class_hypernyms: u16,
+    class_hyponyms: u16,
 }
 
 fn read_lexnames(dir: &Path) -> Result<Vec<String>> {
@@ -588,6 +616,7 @@ fn parse_data_line(line: &str, index: u32, lexnames: &[String]) -> Result<RawSyn
             _ => {}
         }
     }
+    let (class_hypernyms, class_hyponyms) = (hyper.len() as u16, hypo.len() as u16);
     hyper.extend(inst_hyper);
     hypo.extend(inst_hypo);
     let lexname = lexnames
@@ -606,6 +635,8 @@ fn parse_data_line(line: &str, index: u32, lexnames: &[String]) -> Result<RawSyn
         },
         hypernyms: hyper,
         hyponyms: hypo,
+        class_hypernyms,
+        class_hyponyms,
     })
 }
 
@@ -838,6 +869,10 @@ mod tests {
         let einstein = wn().synsets_for("Einstein")[0];
         assert!(wn().hypernyms(einstein).iter().any(|s| s.name == "physicist.n.01"));
         assert!(wn().hyponyms(by_name("physicist.n.01")).iter().any(|s| s == &einstein));
+        assert!(wn().class_hypernyms(einstein).is_empty());
+        assert!(!wn().class_hyponyms(by_name("physicist.n.01")).iter().any(|s| s == &einstein));
+        assert_eq!(wn().class_hypernyms(dog), wn().hypernyms(dog));
+        assert_eq!(wn().class_hyponyms(dog), wn().hyponyms(dog));
         assert!(wn().is_hypernym_of(by_name("animal.n.01"), dog));
         assert!(wn().is_hypernym_of(by_name("entity.n.01"), einstein));
         assert!(!wn().is_hypernym_of(dog, by_name("animal.n.01")));
