@@ -1,1 +1,449 @@
-//! TODO(skeleton): imagenet
+//! ImageNet: the WordNet noun hierarchy read top-down from a root synset (`root`, default
+//! `entity.n.01`), following class hyponym links (ImageNet synsets are classes, so instance
+//! links such as "Einstein" are not followed).
+//!
+//! Parameters (see [`crate::params::Config`]):
+//! - `filter`: `1k` / `21k` keep only synsets of the ImageNet-1k / -21k class list and the
+//!   categories above them; `none` keeps the whole hierarchy;
+//! - `strict` (default on): a synset that is not the primary (first) noun sense of its own
+//!   name is dropped with everything below it, as the original tool does (it cuts obscure
+//!   senses such as `abstraction.n.06`);
+//! - `blacklist`: drops the abstract top categories ([`ABSTRACT_CATEGORIES`]) below the root;
+//! - `exclude_regex`: drops synsets whose name matches (with everything below);
+//! - `exclude_subtree`: drops the given synsets (names like `dog.n.01` or wnids) and their
+//!   subtrees.
+//! The root itself is never dropped.
+//!
+//! Like every loader this returns the full hierarchy; pruning and the depth cut come later.
+//! A synset without (kept) hyponyms is a label node. With a class list, a listed synset that
+//! also has listed synsets below it keeps its own name as a direct item, so no class is lost.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use regex::Regex;
+
+use super::download::{self, DataFile, Progress};
+use crate::params::{Config, ImagenetFilter};
+use crate::taxonomy::{NodeMeta, TaxonomyNode};
+use crate::wordnet::{Synset, WordNet};
+
+/// The ImageNet-1k class list (1000 wnids, one a line) as timm ships it.
+pub const FILE_1K: DataFile = DataFile {
+    folder: "imagenet",
+    name: "imagenet_synsets.txt",
+    url: "https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/timm/data/_info/imagenet_synsets.txt",
+};
+
+/// The ImageNet-21k class list (21,843 wnids, Google's release order) as timm ships it; the
+/// same ids are published at https://storage.googleapis.com/bit_models/imagenet21k_wordnet_ids.txt.
+pub const FILE_21K: DataFile = DataFile {
+    folder: "imagenet",
+    name: "imagenet21k_goog_synsets.txt",
+    url: "https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/timm/data/_info/imagenet21k_goog_synsets.txt",
+};
+
+/// Categories `blacklist` drops: WordNet's most abstract levels (by the synset's name lemma).
+pub const ABSTRACT_CATEGORIES: &[&str] = &[
+    "entity",
+    "abstraction",
+    "communication",
+    "measure",
+    "attribute",
+    "state",
+    "event",
+    "act",
+    "group",
+    "relation",
+    "possession",
+    "phenomenon",
+];
+
+/// Loads the ImageNet hierarchy for `cfg`, fetching the class list `cfg.filter` names into the
+/// data dir when it is missing.
+pub fn load(
+    wn: &WordNet,
+    cfg: &Config,
+    data_dir: &Path,
+    progress: Progress,
+) -> Result<TaxonomyNode> {
+    let classes = match cfg.filter {
+        ImagenetFilter::None => None,
+        ImagenetFilter::OneK => {
+            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_1K, progress)?)?)
+        }
+        ImagenetFilter::TwentyOneK => {
+            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_21K, progress)?)?)
+        }
+    };
+    build_tree(wn, cfg, classes.as_ref())
+}
+
+/// The offsets of a class-list file's wnids (`n01440764`, one a line; blank lines and `#`
+/// comments skipped). A line that is not a wnid is an error naming the line; a wnid that
+/// WordNet 3.0 lacks is skipped with a warning (it cannot be placed in the hierarchy).
+pub fn read_class_list(wn: &WordNet, path: &Path) -> Result<HashSet<u32>> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the ImageNet class list {}; delete it so it is downloaded again, or \
+             point --data-dir at a folder that has it",
+            path.display()
+        )
+    })?;
+    let mut out = HashSet::new();
+    let mut unknown = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let wnid = line.split_whitespace().next().unwrap_or(line);
+        let offset = wnid
+            .strip_prefix('n')
+            .filter(|d| d.len() == 8)
+            .and_then(|d| d.parse::<u32>().ok())
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}:{}: `{wnid}` is not a noun wnid like n01440764; fix the line or delete \
+                     the file so it is downloaded again",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+        match wn.synset(wnid) {
+            Some(_) => {
+                out.insert(offset);
+            }
+            None => unknown.push(wnid.to_string()),
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no wnids found; delete the file so it is downloaded again", path.display());
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "{}: {} wnids are not WordNet 3.0 noun synsets and are left out: {}",
+            path.display(),
+            unknown.len(),
+            unknown.join(", ")
+        );
+    }
+    Ok(out)
+}
+
+/// Builds the hierarchy below `cfg.root`; `classes` is the class list of `cfg.filter`
+/// (`None` keeps every synset).
+pub fn build_tree(
+    wn: &WordNet,
+    cfg: &Config,
+    classes: Option<&HashSet<u32>>,
+) -> Result<TaxonomyNode> {
+    let root = resolve(wn, &cfg.root).ok_or_else(|| {
+        anyhow!(
+            "root `{}` is not a WordNet noun synset; give a synset name like animal.n.01 or a \
+             wnid like n00015388",
+            cfg.root
+        )
+    })?;
+    let exclude_regex =
+        match cfg.exclude_regex.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => Some(Regex::new(r).map_err(|e| {
+                anyhow!("exclude_regex `{r}` is not a valid regular expression: {e}")
+            })?),
+            None => None,
+        };
+    let mut excluded = HashSet::new();
+    for s in &cfg.exclude_subtree {
+        let synset = resolve(wn, s).ok_or_else(|| {
+            anyhow!(
+                "exclude_subtree: `{s}` is not a WordNet noun synset; give a synset name like \
+                 dog.n.01 or a wnid like n02084071"
+            )
+        })?;
+        excluded.insert(synset.offset);
+    }
+    let builder = Builder {
+        wn,
+        classes,
+        relevant: classes.map(|c| ancestors_of_classes(wn, c)),
+        strict: cfg.strict,
+        blacklist: cfg.blacklist,
+        exclude_regex,
+        excluded,
+    };
+    let mut tree = builder.node(root, 0).unwrap_or_else(|| builder.header(root, 0));
+    tree.metadata.is_root = true;
+    Ok(tree)
+}
+
+/// A synset by name (`dog.n.01`) or wnid (`n02084071`).
+fn resolve<'w>(wn: &'w WordNet, name_or_wnid: &str) -> Option<&'w Synset> {
+    let s = name_or_wnid.trim();
+    let looks_like_wnid =
+        s.len() == 9 && s.starts_with('n') && s[1..].bytes().all(|b| b.is_ascii_digit());
+    if looks_like_wnid {
+        wn.synset(s)
+    } else {
+        wn.synset_by_name(s)
+    }
+}
+
+/// Offsets of the listed synsets and all their class hypernyms: the synsets worth visiting.
+fn ancestors_of_classes(wn: &WordNet, classes: &HashSet<u32>) -> HashSet<u32> {
+    let mut seen: HashSet<u32> = HashSet::with_capacity(classes.len() * 2);
+    let mut todo: Vec<&Synset> =
+        classes.iter().filter_map(|&o| wn.synset(&format!("n{o:08}"))).collect();
+    while let Some(s) = todo.pop() {
+        if seen.insert(s.offset) {
+            todo.extend(wn.class_hypernyms(s));
+        }
+    }
+    seen
+}
+
+struct Builder<'a> {
+    wn: &'a WordNet,
+    classes: Option<&'a HashSet<u32>>,
+    /// With a class list: the synsets that are listed or have a listed synset below them.
+    relevant: Option<HashSet<u32>>,
+    strict: bool,
+    blacklist: bool,
+    exclude_regex: Option<Regex>,
+    excluded: HashSet<u32>,
+}
+
+impl Builder<'_> {
+    /// The node of `s` at `depth`, or `None` when it is dropped or has nothing to offer.
+    fn node(&self, s: &Synset, depth: usize) -> Option<TaxonomyNode> {
+        if depth > 0 && self.is_dropped(s) {
+            return None;
+        }
+        let mut node = self.header(s, depth);
+        node.children = self
+            .wn
+            .class_hyponyms(s)
+            .into_iter()
+            .filter(|h| self.relevant.as_ref().is_none_or(|r| r.contains(&h.offset)))
+            .filter_map(|h| self.node(h, depth + 1))
+            .collect();
+        let listed = self.classes.is_none_or(|c| c.contains(&s.offset));
+        if node.children.is_empty() {
+            return listed.then_some(node);
+        }
+        if listed && self.classes.is_some() {
+            node.items.push(node.name.clone());
+        }
+        Some(node)
+    }
+
+    fn header(&self, s: &Synset, depth: usize) -> TaxonomyNode {
+        TaxonomyNode {
+            name: s.primary_lemma(),
+            children: Vec::new(),
+            items: Vec::new(),
+            metadata: NodeMeta {
+                wnid: Some(s.wnid()),
+                gloss: Some(s.gloss.clone()),
+                depth,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn is_dropped(&self, s: &Synset) -> bool {
+        if self.excluded.contains(&s.offset) {
+            return true;
+        }
+        let name = s.primary_lemma();
+        if self.exclude_regex.as_ref().is_some_and(|r| r.is_match(&name)) {
+            return true;
+        }
+        if self.blacklist {
+            let lemma = s.name.rsplitn(3, '.').last().unwrap_or("");
+            if ABSTRACT_CATEGORIES.contains(&lemma) {
+                return true;
+            }
+        }
+        self.strict && self.wn.synsets_for(&name).first().is_some_and(|p| p.offset != s.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Params;
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    fn wn() -> &'static WordNet {
+        static WN: OnceLock<WordNet> = OnceLock::new();
+        WN.get_or_init(|| WordNet::locate(None).expect("WordNet 3.0 is installed (wordnet-base)"))
+    }
+
+    fn data_dir() -> PathBuf {
+        std::env::var_os("WILDCARDS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
+        })
+    }
+
+    fn cfg(params: Params) -> Config {
+        params.resolve(crate::params::Dataset::Imagenet)
+    }
+
+    /// Labels of a raw tree: leaf node names and direct items.
+    fn labels(tree: &TaxonomyNode) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = tree.leaf_names().into_iter().collect();
+        out.extend(tree.all_items());
+        out
+    }
+
+    fn find<'t>(tree: &'t TaxonomyNode, name: &str) -> Option<&'t TaxonomyNode> {
+        if tree.name == name {
+            return Some(tree);
+        }
+        tree.children.iter().find_map(|c| find(c, name))
+    }
+
+    #[test]
+    fn imagenet_1k_non_strict_yields_exactly_the_1000_classes() {
+        let config = cfg(Params {
+            filter: Some(ImagenetFilter::OneK),
+            strict: Some(false),
+            ..Default::default()
+        });
+        let tree = load(wn(), &config, &data_dir(), Progress::Hidden).unwrap();
+        assert_eq!(tree.name, "entity");
+        assert!(tree.metadata.is_root);
+        let list = read_class_list(wn(), &FILE_1K.path_in(&data_dir())).unwrap();
+        assert_eq!(list.len(), 1000);
+        let expected: BTreeSet<String> = list
+            .iter()
+            .map(|o| wn().synset(&format!("n{o:08}")).unwrap().primary_lemma())
+            .collect();
+        assert_eq!(labels(&tree), expected);
+        // Every class is a label node (none of the 1k classes is above another).
+        let mut wnids = BTreeSet::new();
+        tree.walk(&mut |n, _| {
+            if n.children.is_empty() {
+                wnids.insert(n.metadata.wnid.clone().unwrap());
+            }
+        });
+        assert_eq!(wnids.len(), 1000);
+    }
+
+    #[test]
+    fn nodes_carry_wordnet_metadata() {
+        let config = cfg(Params { root: Some("n02084071".into()), ..Default::default() });
+        let tree = build_tree(wn(), &config, None).unwrap();
+        assert_eq!(tree.name, "dog");
+        assert_eq!(tree.metadata.wnid.as_deref(), Some("n02084071"));
+        assert!(tree.metadata.gloss.as_deref().unwrap().starts_with("a member of the genus Canis"));
+        let puppy = find(&tree, "puppy").unwrap();
+        assert_eq!(puppy.metadata.depth, 1);
+        assert!(puppy.children.is_empty() && puppy.items.is_empty(), "a label node");
+        let corgi = find(&tree, "corgi").unwrap();
+        assert_eq!(corgi.metadata.depth, 1);
+        let breeds: Vec<&str> = corgi.children.iter().map(|c| c.name.as_str()).collect();
+        // Strict (the default) drops Cardigan: the first sense of "cardigan" is the sweater.
+        assert_eq!(breeds, ["Pembroke"]);
+        assert_eq!(corgi.children[0].metadata.depth, 2);
+    }
+
+    #[test]
+    fn filter_21k_keeps_listed_internal_classes_as_items() {
+        let list = read_class_list(wn(), &FILE_21K.path_in(&data_dir())).unwrap();
+        assert!(list.len() > 21_000, "{}", list.len());
+        let config = cfg(Params {
+            root: Some("dog.n.01".into()),
+            strict: Some(false),
+            ..Default::default()
+        });
+        let tree = build_tree(wn(), &config, Some(&list)).unwrap();
+        // "hunting dog" is a 21k class with 21k classes below it: a category that keeps itself.
+        let hunting = find(&tree, "hunting dog").unwrap();
+        assert!(!hunting.children.is_empty());
+        assert_eq!(hunting.items, ["hunting dog"]);
+        let mut all = BTreeSet::new();
+        tree.walk(&mut |n, _| {
+            all.insert(n.metadata.wnid.clone().unwrap());
+        });
+        let below_dog: BTreeSet<String> = list
+            .iter()
+            .map(|o| wn().synset(&format!("n{o:08}")).unwrap())
+            .filter(|s| {
+                s.offset == 2084071 || wn().is_hypernym_of(wn().synset("n02084071").unwrap(), s)
+            })
+            .map(|s| s.wnid())
+            .collect();
+        assert!(below_dog.is_subset(&all), "every 21k class below dog is in the tree");
+    }
+
+    #[test]
+    fn strict_drops_secondary_senses() {
+        let lax = cfg(Params { strict: Some(false), ..Default::default() });
+        let strict = cfg(Params::default());
+        assert!(strict.strict, "strict is the default");
+        let lax_tree = build_tree(wn(), &lax, None).unwrap();
+        let strict_tree = build_tree(wn(), &strict, None).unwrap();
+        // abstraction.n.06 is not the first sense of "abstraction".
+        assert!(lax_tree.children.iter().any(|c| c.name == "abstraction"));
+        assert!(!strict_tree.children.iter().any(|c| c.name == "abstraction"));
+        assert!(strict_tree.count_nodes() < lax_tree.count_nodes());
+    }
+
+    #[test]
+    fn exclusions_and_blacklist() {
+        let config = cfg(Params {
+            root: Some("animal.n.01".into()),
+            exclude_subtree: Some(vec!["dog.n.01".into(), "n02121620".into()]),
+            exclude_regex: Some("^horse$".into()),
+            strict: Some(false),
+            ..Default::default()
+        });
+        let tree = build_tree(wn(), &config, None).unwrap();
+        // Dropped wherever they occur (dog and cat also sit under "domestic animal").
+        let mut wnids = BTreeSet::new();
+        tree.walk(&mut |n, _| {
+            wnids.insert(n.metadata.wnid.clone().unwrap());
+        });
+        assert!(!wnids.contains("n02084071") && !wnids.contains("n02121620"));
+        for gone in ["dog", "poodle", "corgi", "cat", "horse"] {
+            assert!(find(&tree, gone).is_none(), "{gone} excluded");
+        }
+        assert!(find(&tree, "domestic cat").is_some(), "also under domestic animal");
+        assert!(find(&tree, "wolf").is_some());
+
+        let config =
+            cfg(Params { blacklist: Some(true), strict: Some(false), ..Default::default() });
+        let tree = build_tree(wn(), &config, None).unwrap();
+        assert_eq!(tree.name, "entity", "the root is never dropped");
+        assert!(find(&tree, "abstraction").is_none());
+        assert!(find(&tree, "physical entity").is_some());
+    }
+
+    #[test]
+    fn bad_parameters_are_clear_errors() {
+        let err = build_tree(
+            wn(),
+            &cfg(Params { root: Some("nope.n.01".into()), ..Default::default() }),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nope.n.01") && err.contains("animal.n.01"), "{err}");
+        let bad = Params { exclude_regex: Some("(".into()), ..Default::default() };
+        let err = build_tree(wn(), &cfg(bad), None).unwrap_err().to_string();
+        assert!(err.contains("exclude_regex"), "{err}");
+        let bad = Params { exclude_subtree: Some(vec!["n99999999".into()]), ..Default::default() };
+        let err = build_tree(wn(), &cfg(bad), None).unwrap_err().to_string();
+        assert!(err.contains("exclude_subtree") && err.contains("n99999999"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.txt");
+        std::fs::write(&path, "n02084071\nnot-a-wnid\n").unwrap();
+        let err = read_class_list(wn(), &path).unwrap_err().to_string();
+        assert!(err.contains("list.txt:2") && err.contains("not-a-wnid"), "{err}");
+    }
+}
