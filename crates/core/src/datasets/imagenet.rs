@@ -12,6 +12,7 @@
 //! - `exclude_regex`: drops synsets whose name matches (with everything below);
 //! - `exclude_subtree`: drops the given synsets (names like `dog.n.01` or wnids) and their
 //!   subtrees.
+//!
 //! The root itself is never dropped.
 //!
 //! Like every loader this returns the full hierarchy; pruning and the depth cut come later.
