@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::datasets::download::{self, Progress};
-use crate::datasets::tencent;
+use crate::datasets::{coco, imagenet, openimages, tencent};
 use crate::params::{Config, Dataset};
 use crate::semantic::embedder::Embedder;
 use crate::stats::{self, Event, StatsFile, StructureStats, Suggestions, Timeline};
@@ -135,7 +135,10 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     }
 
     ctx.stage(Stage::Loading, &mut timeline);
-    let source = load_dataset(cfg, ctx)?;
+    let (source, notes) = load_dataset_with_notes(cfg, ctx)?;
+    for note in notes {
+        timeline.log("note", None, note, serde_json::Value::Null);
+    }
     let source_stats = stats::hierarchy_stats(&source);
 
     ctx.stage(Stage::Pruning, &mut timeline);
@@ -164,15 +167,31 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
 
 /// The dataset's full hierarchy as its loader builds it (files fetched when missing).
 pub fn load_dataset(cfg: &Config, ctx: &GenerateContext) -> Result<TaxonomyNode> {
+    Ok(load_dataset_with_notes(cfg, ctx)?.0)
+}
+
+/// [`load_dataset`], plus the loader's notes for the user (fallbacks it took), which
+/// [`generate`] records as `note` events.
+pub fn load_dataset_with_notes(
+    cfg: &Config,
+    ctx: &GenerateContext,
+) -> Result<(TaxonomyNode, Vec<String>)> {
     let wn = &ctx.wordnet;
     let gloss = |wnid: &str| wn.gloss_of_wnid(wnid).map(str::to_string);
-    match cfg.dataset {
+    let progress = ctx.download_progress;
+    let tree = match cfg.dataset {
         Dataset::Tencent => {
-            let path = download::ensure(&ctx.data_dir, &tencent::FILE, ctx.download_progress)?;
-            tencent::load(&path, &gloss)
+            let path = download::ensure(&ctx.data_dir, &tencent::FILE, progress)?;
+            tencent::load(&path, &gloss)?
         }
-        other => bail!("the {other} dataset is not supported yet; use tencent"),
-    }
+        Dataset::Imagenet => imagenet::load(wn, cfg, &ctx.data_dir, progress)?,
+        Dataset::Coco => coco::load(wn, &ctx.data_dir)?,
+        Dataset::Openimages => {
+            let loaded = openimages::load(wn, cfg, &ctx.data_dir, progress)?;
+            return Ok((loaded.tree, loaded.notes));
+        }
+    };
+    Ok((tree, Vec::new()))
 }
 
 fn strip_glosses(node: &mut TaxonomyNode) {

@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use wildcards_core::datasets::download::{self, Progress};
 use wildcards_core::generate::{generate, GenerateContext, Generated, Stage};
 use wildcards_core::output::write_atomic;
-use wildcards_core::params::{Config, Dataset, Format, Params, Preset};
+use wildcards_core::params::{Config, Dataset, Format, ImagenetFilter, Params, Preset};
 use wildcards_core::stats::stats_path;
 use wildcards_core::wordnet::WordNet;
 
@@ -29,6 +29,86 @@ pub struct DatasetArgs {
 pub enum DatasetCommand {
     /// Tencent ML-Images: 11,166 WordNet categories in a semantic hierarchy.
     Tencent(TencentArgs),
+    /// ImageNet: the WordNet noun hierarchy below a root synset, optionally limited to the
+    /// ImageNet-1k or -21k classes.
+    Imagenet(ImagenetArgs),
+    /// COCO: the 80 object categories under their 12 supercategories.
+    Coco(CocoArgs),
+    /// Open Images: the 600 boxable classes (--bbox-only), or the V7 label list when present.
+    Openimages(OpenimagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagenetArgs {
+    /// Root synset: a name like animal.n.01 or a wnid like n00015388 [default: entity.n.01].
+    #[arg(long, value_name = "SYNSET")]
+    pub root: Option<String>,
+
+    /// Keep only the ImageNet-1k or -21k classes (and the categories above them).
+    #[arg(long, value_name = "SET", value_parser = parse_filter)]
+    pub filter: Option<ImagenetFilter>,
+
+    /// Drop synsets that are not the first sense of their own name [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub strict: Option<bool>,
+
+    /// Same as --strict false.
+    #[arg(long, conflicts_with = "strict")]
+    pub no_strict: bool,
+
+    /// Drop abstract top categories (abstraction, attribute, act, group, ...).
+    #[arg(long)]
+    pub blacklist: bool,
+
+    /// Drop synsets whose name matches this regular expression (with their subtrees).
+    #[arg(long, value_name = "REGEX")]
+    pub exclude_regex: Option<String>,
+
+    /// Drop these subtrees (synset names or wnids, comma-separated).
+    #[arg(long, value_name = "SYNSETS", num_args = 1.., value_delimiter = ',')]
+    pub exclude_subtree: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub common: GenerateArgs,
+}
+
+impl ImagenetArgs {
+    fn params(&self) -> Params {
+        Params {
+            root: self.root.clone(),
+            filter: self.filter,
+            strict: if self.no_strict { Some(false) } else { self.strict },
+            blacklist: self.blacklist.then_some(true),
+            exclude_regex: self.exclude_regex.clone(),
+            exclude_subtree: self.exclude_subtree.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_filter(s: &str) -> Result<ImagenetFilter, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1k" => Ok(ImagenetFilter::OneK),
+        "21k" => Ok(ImagenetFilter::TwentyOneK),
+        "none" => Ok(ImagenetFilter::None),
+        _ => Err(format!("unknown filter '{s}': use 1k, 21k or none")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CocoArgs {
+    #[command(flatten)]
+    pub common: GenerateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenimagesArgs {
+    /// Only the boxable classes of the bounding-box hierarchy.
+    #[arg(long)]
+    pub bbox_only: bool,
+
+    #[command(flatten)]
+    pub common: GenerateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +121,12 @@ impl DatasetArgs {
     pub fn run(&self) -> Result<()> {
         match &self.dataset {
             DatasetCommand::Tencent(a) => a.common.run(Dataset::Tencent, Params::default()),
+            DatasetCommand::Imagenet(a) => a.common.run(Dataset::Imagenet, a.params()),
+            DatasetCommand::Coco(a) => a.common.run(Dataset::Coco, Params::default()),
+            DatasetCommand::Openimages(a) => {
+                let extra = Params { bbox_only: a.bbox_only.then_some(true), ..Default::default() };
+                a.common.run(Dataset::Openimages, extra)
+            }
         }
     }
 }
@@ -182,6 +268,11 @@ impl GenerateArgs {
         let result = generate(&cfg, &ctx);
         spinner.finish_and_clear();
         let generated = result?;
+        if !self.quiet {
+            for note in generated.events.iter().filter(|e| e.kind == "note") {
+                eprintln!("note: {}", note.message);
+            }
+        }
 
         write_atomic(&output, generated.text.as_bytes())?;
         if self.analyze {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod batch;
+pub mod compare;
 pub mod dataset;
 
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
@@ -26,6 +27,8 @@ pub enum Command {
     /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
     /// write report.md and summary.csv (the same as `batch-client`).
     Batch(batch::BatchArgs),
+    /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
+    Compare(compare::CompareArgs),
 }
 
 impl Command {
@@ -34,6 +37,7 @@ impl Command {
             Command::Dataset(args) => args.run(),
             // Has its own exit statuses; run from `main` below.
             Command::Batch(_) => Ok(()),
+            Command::Compare(args) => args.run(),
         }
     }
 }
