@@ -100,3 +100,18 @@ fn dataset_subcommands_for_imagenet_coco_openimages() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.n.01"));
 }
+
+#[test]
+fn analyze_without_output_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wildcards-gen"))
+        .args(["dataset", "openimages", "--bbox-only", "--analyze"])
+        .env("WILDCARDS_DATA_DIR", data_dir())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("Raw hierarchy of openimages"), "{text}");
+    assert!(text.contains("Suggested smart thresholds: --smart --min-depth"), "{text}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file written");
+}

@@ -13,10 +13,12 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use wildcards_core::datasets::download::{self, Progress};
-use wildcards_core::generate::{generate, GenerateContext, Generated, Stage};
+use wildcards_core::generate::{
+    generate, load_dataset_with_notes, GenerateContext, Generated, Stage,
+};
 use wildcards_core::output::write_atomic;
 use wildcards_core::params::{Config, Dataset, Format, ImagenetFilter, Params, Preset};
-use wildcards_core::stats::stats_path;
+use wildcards_core::stats::{hierarchy_stats, stats_path, suggest_thresholds};
 use wildcards_core::wordnet::WordNet;
 
 #[derive(Debug, Args)]
@@ -193,7 +195,9 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
 
-    /// Print structure stats and suggested thresholds, and write <output stem>.stats.json.
+    /// Without -o: print the structure of the dataset's raw hierarchy and suggested smart
+    /// thresholds, writing nothing. With -o: also generate, print the skeleton's structure and
+    /// write <output stem>.stats.json.
     #[arg(long)]
     pub analyze: bool,
 
@@ -265,6 +269,11 @@ impl GenerateArgs {
         if interactive {
             ctx.on_stage = Some(&on_stage);
         }
+        if self.analyze && self.output.is_none() {
+            let result = analyze_hierarchy(&cfg, &ctx);
+            spinner.finish_and_clear();
+            return result;
+        }
         let result = generate(&cfg, &ctx);
         spinner.finish_and_clear();
         let generated = result?;
@@ -327,6 +336,29 @@ fn summary(cfg: &Config, output: &Path, g: &Generated) -> String {
         g.stats.file_bytes,
         g.duration_s
     )
+}
+
+/// `--analyze` without `-o`: the dataset's raw hierarchy (as its loader builds it, with this
+/// command's dataset parameters) and the smart thresholds suggested for it; writes nothing.
+fn analyze_hierarchy(cfg: &Config, ctx: &GenerateContext) -> Result<()> {
+    let (tree, notes) = load_dataset_with_notes(cfg, ctx)?;
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    let s = hierarchy_stats(&tree);
+    let sug = suggest_thresholds(&s);
+    println!("Raw hierarchy of {} (before pruning)", cfg.dataset);
+    println!("  categories       {}", s.categories);
+    println!("  labels           {}", s.items);
+    println!("  label lists      {}", s.leaf_lists);
+    println!("  max depth        {}", s.max_depth);
+    println!("  avg branching    {}", s.avg_branching);
+    println!("  avg list size    {}", s.avg_leaf_size);
+    println!(
+        "Suggested smart thresholds: --smart --min-depth {} --min-hyponyms {} --min-leaf {}",
+        sug.min_depth, sug.min_hyponyms, sug.min_leaf_size
+    );
+    Ok(())
 }
 
 fn print_analysis(g: &Generated, stats_file: &Path) {
