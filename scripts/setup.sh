@@ -20,7 +20,7 @@ as_root() {
 if ! have_wordnet; then
   echo "setup: installing the WordNet database (wordnet-base)" >&2
   as_root apt-get update
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y wordnet-base
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y wordnet-base
 fi
 
 if [[ -x "$repo/scripts/fetch-model.sh" ]]; then
