@@ -265,6 +265,19 @@ fn unknown_preset_is_a_usage_error() {
 }
 
 #[test]
+fn smart_only_flags_need_smart_and_depth_needs_its_absence() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = out_arg(dir.path());
+    let out = run(&["dataset", "tencent", "--min-depth", "3", "-o", &o], &[]);
+    assert_one_line_error(&out, 2, &["--min-depth only applies in smart mode; add --smart"]);
+    let out = run(&["dataset", "tencent", "--preset", "flat", "-o", &o], &[]);
+    assert_one_line_error(&out, 2, &["--preset only applies in smart mode"]);
+    let out = run(&["dataset", "tencent", "--smart", "--depth", "3", "-o", &o], &[]);
+    assert_one_line_error(&out, 2, &["--depth only applies without --smart"]);
+    assert!(!dir.path().join("out.yaml").exists());
+}
+
+#[test]
 fn bad_smart_config_is_one_actionable_line() {
     let dir = tempfile::tempdir().unwrap();
     let o = out_arg(dir.path());

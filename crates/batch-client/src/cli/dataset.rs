@@ -21,6 +21,8 @@ use wildcards_core::params::{Config, Dataset, Format, ImagenetFilter, Params, Pr
 use wildcards_core::stats::{hierarchy_stats, stats_path, suggest_thresholds};
 use wildcards_core::wordnet::WordNet;
 
+use super::UsageError;
+
 #[derive(Debug, Args)]
 pub struct DatasetArgs {
     #[command(subcommand)]
@@ -229,6 +231,34 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 impl GenerateArgs {
+    /// Refuses flags that would do nothing: smart thresholds without `--smart`, `--depth`
+    /// with it.
+    pub fn check_usage(&self) -> Result<(), UsageError> {
+        let smart_only = [
+            ("--preset", self.preset.is_some()),
+            ("--min-depth", self.min_depth.is_some()),
+            ("--min-hyponyms", self.min_hyponyms.is_some()),
+            ("--min-leaf", self.min_leaf_size.is_some()),
+            ("--merge-orphans", self.merge_orphans.is_some()),
+            ("--skip-nodes", self.skip_nodes.is_some()),
+            ("--smart-config", self.smart_config.is_some()),
+        ];
+        if !self.smart {
+            if let Some((flag, _)) = smart_only.iter().find(|(_, given)| *given) {
+                return Err(UsageError(format!(
+                    "{flag} only applies in smart mode; add --smart (or drop {flag})"
+                )));
+            }
+        } else if self.depth.is_some() {
+            return Err(UsageError(
+                "--depth only applies without --smart (smart mode decides depth by WordNet \
+                 significance); drop one of them"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The parameters these flags set (the `--smart-config` file becomes `smart_overrides`).
     pub fn params(&self) -> Result<Params> {
         let smart_overrides = match &self.smart_config {
@@ -256,6 +286,7 @@ impl GenerateArgs {
     /// Generates `dataset` with these flags plus the dataset's own `extra` parameters, writes
     /// the output (and the stats with `--analyze`) and prints a summary.
     pub fn run(&self, dataset: Dataset, extra: Params) -> Result<()> {
+        self.check_usage()?;
         let cfg = self.params()?.merged_with(&extra).resolve(dataset);
         let output = self.output.clone().unwrap_or_else(|| default_output(dataset, cfg.format));
         let data_dir = download::data_dir(self.data_dir.as_deref())?;
@@ -325,8 +356,8 @@ fn summary(cfg: &Config, output: &Path, g: &Generated) -> String {
         format!("depth {}", cfg.depth)
     };
     format!(
-        "wrote {} ({}, {mode}): {} categories, {} leaf lists, {} items, max depth {}, {} bytes in \
-         {:.2} s",
+        "wrote {} ({}, {mode}): {} categories, {} leaf lists, {} items, max depth {}, {} bytes; \
+         generated in {:.2} s",
         output.display(),
         cfg.dataset,
         g.stats.categories,

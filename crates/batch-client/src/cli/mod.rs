@@ -53,12 +53,29 @@ pub fn main() -> ExitCode {
     }
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("error: {} (see --help)", one_line(&e.to_string()));
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
 }
+
+/// A command line that parses but makes no sense (e.g. a flag that would do nothing):
+/// reported like clap's own usage errors, with exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// Help and version go to stdout as clap renders them; real usage errors become one line.
 fn usage_error(e: clap::Error) -> ExitCode {
