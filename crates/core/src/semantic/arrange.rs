@@ -347,70 +347,9 @@ pub fn medoid(vectors: &[Vec<f32>], members: &[usize]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::semantic::eval::{adjusted_rand_index, predicted_labels};
     use crate::semantic::testdata;
     use crate::semantic::vectors::tests::FixedEmbedder;
-
-    /// Adjusted Rand index of two labelings (leftovers given unique labels by the caller).
-    pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
-        use std::collections::HashMap;
-        let n = a.len() as f64;
-        let comb2 = |x: f64| x * (x - 1.0) / 2.0;
-        let mut table: HashMap<(usize, usize), f64> = HashMap::new();
-        let mut rows: HashMap<usize, f64> = HashMap::new();
-        let mut cols: HashMap<usize, f64> = HashMap::new();
-        for (&x, &y) in a.iter().zip(b) {
-            *table.entry((x, y)).or_default() += 1.0;
-            *rows.entry(x).or_default() += 1.0;
-            *cols.entry(y).or_default() += 1.0;
-        }
-        let index: f64 = table.values().map(|&v| comb2(v)).sum();
-        let sum_rows: f64 = rows.values().map(|&v| comb2(v)).sum();
-        let sum_cols: f64 = cols.values().map(|&v| comb2(v)).sum();
-        let expected = sum_rows * sum_cols / comb2(n);
-        let max = (sum_rows + sum_cols) / 2.0;
-        if (max - expected).abs() < f64::EPSILON {
-            return 1.0;
-        }
-        (index - expected) / (max - expected)
-    }
-
-    #[test]
-    fn ari_matches_known_values() {
-        assert!((adjusted_rand_index(&[0, 0, 1, 1], &[1, 1, 0, 0]) - 1.0).abs() < 1e-12);
-        // sklearn: adjusted_rand_score([0,0,1,1],[0,0,1,2]) = 0.5714285714285715
-        assert!(
-            (adjusted_rand_index(&[0, 0, 1, 1], &[0, 0, 1, 2]) - 0.571_428_571_428_571_5).abs()
-                < 1e-12
-        );
-    }
-
-    /// Predicted label per item: its deepest group (leftovers are singletons).
-    pub fn predicted_labels(items: &[String], arrangement: &Arrangement) -> Vec<usize> {
-        fn walk(g: &Group, next: &mut usize, out: &mut std::collections::HashMap<String, usize>) {
-            let own = *next;
-            *next += 1;
-            for i in &g.items {
-                out.insert(i.clone(), own);
-            }
-            for c in &g.children {
-                walk(c, next, out);
-            }
-        }
-        let mut map = std::collections::HashMap::new();
-        let mut next = 0;
-        for g in &arrangement.groups {
-            walk(g, &mut next, &mut map);
-        }
-        items
-            .iter()
-            .map(|i| {
-                *map.entry(i.clone()).or_insert_with(|| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect()
-    }
 
     /// The glosh reference's arrange cases: raw 384-d vectors with their source groups.
     fn arrange_cases() -> Vec<(Vec<String>, FixedEmbedder, Vec<usize>, String)> {

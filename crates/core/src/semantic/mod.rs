@@ -2,6 +2,7 @@
 
 pub mod arrange;
 pub mod embedder;
+pub mod eval;
 pub mod hdbscan;
 pub mod lint;
 pub mod naming;
