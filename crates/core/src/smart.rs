@@ -30,6 +30,7 @@ use anyhow::{anyhow, Result};
 
 use crate::params::{Config, Params};
 use crate::semantic::embedder::Embedder;
+use crate::semantic::stage::SemanticStage;
 use crate::stats::Timeline;
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 
@@ -42,6 +43,10 @@ pub trait WordNetFacts {
     fn hyponym_count(&self, wnid: &str) -> Option<usize>;
     /// Lemma names of the synset, with spaces instead of underscores.
     fn lemma_names(&self, wnid: &str) -> Vec<String>;
+    /// The full database, when there is one (semantic arrangement names groups with it).
+    fn wordnet(&self) -> Option<&crate::wordnet::WordNet> {
+        None
+    }
 }
 
 impl WordNetFacts for crate::wordnet::WordNet {
@@ -55,6 +60,9 @@ impl WordNetFacts for crate::wordnet::WordNet {
         self.synset(wnid)
             .map(|s| s.lemmas.iter().map(|l| l.replace('_', " ")).collect())
             .unwrap_or_default()
+    }
+    fn wordnet(&self) -> Option<&crate::wordnet::WordNet> {
+        Some(self)
     }
 }
 
@@ -121,9 +129,16 @@ pub fn prune(
     embedder: Option<&dyn Embedder>,
     timeline: &mut Timeline,
 ) -> Result<TaxonomyNode> {
+    let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()));
+    if let (Some(stage), true) = (semantic.as_mut(), crate::generate::needs_embeddings(cfg)) {
+        // One embedding batch for every text the walk can meet (labels and items).
+        let mut texts = Vec::new();
+        collect_texts(tree, &mut texts);
+        stage.prefetch(texts, timeline)?;
+    }
     let mut pruner = Pruner {
         facts,
-        embedder,
+        semantic,
         timeline,
         limit: cfg.preview_limit,
         visited: 0,
@@ -149,7 +164,8 @@ struct Outcome {
 /// The state of one pruning walk.
 pub struct Pruner<'a> {
     facts: &'a dyn WordNetFacts,
-    embedder: Option<&'a dyn Embedder>,
+    /// Embeddings for cleaning and arrangement; `None` without an embedding server.
+    semantic: Option<SemanticStage<'a>>,
     timeline: &'a mut Timeline,
     limit: Option<usize>,
     visited: usize,
@@ -253,8 +269,10 @@ impl Pruner<'_> {
         if !cfg.semantic_clean {
             return Ok(items);
         }
-        let _ = (context, &self.timeline);
-        Err(semantic_unavailable("cleaning", "semantic_clean", self.embedder.is_some()))
+        match self.semantic.as_mut() {
+            Some(stage) => stage.clean(context, items, cfg, self.timeline),
+            None => Err(semantic_unavailable("cleaning", "semantic_clean", false)),
+        }
     }
 
     /// SEMANTIC ARRANGEMENT CALL SITE. When `cfg.semantic_arrange` is set, a flattened list is
@@ -266,12 +284,19 @@ impl Pruner<'_> {
         items: Vec<String>,
         cfg: &Config,
     ) -> Result<TaxonomyNode> {
+        let mut category = header(node);
         if !cfg.semantic_arrange {
-            let mut category = header(node);
             category.items = items;
             return Ok(category);
         }
-        Err(semantic_unavailable("arrangement", "semantic_arrange", self.embedder.is_some()))
+        let Some(stage) = self.semantic.as_mut() else {
+            return Err(semantic_unavailable("arrangement", "semantic_arrange", false));
+        };
+        match stage.arrange(&node.name, &items, cfg, self.timeline)? {
+            Some(arrangement) => category.children = arrangement.to_nodes(),
+            None => category.items = items,
+        }
+        Ok(category)
     }
 
     /// Children after skipping: a skipped child's children take its place (recursively).
@@ -353,6 +378,15 @@ fn refs(node: &TaxonomyNode) -> Vec<&TaxonomyNode> {
 /// The node without its children and items.
 fn header(node: &TaxonomyNode) -> TaxonomyNode {
     TaxonomyNode { name: node.name.clone(), metadata: node.metadata.clone(), ..Default::default() }
+}
+
+/// Every text the walk can turn into an item: node names and items, tidied.
+fn collect_texts(node: &TaxonomyNode, out: &mut Vec<String>) {
+    out.push(tidy(&node.name));
+    out.extend(node.items.iter().map(|i| tidy(i)));
+    for c in &node.children {
+        collect_texts(c, out);
+    }
 }
 
 fn tidy(s: &str) -> String {

@@ -14,11 +14,15 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use wildcards_core::datasets::download::{self, Progress};
 use wildcards_core::generate::{
-    generate, load_dataset_with_notes, GenerateContext, Generated, Stage,
+    generate, load_dataset_with_notes, needs_embeddings, GenerateContext, Generated, Stage,
 };
 use wildcards_core::output::write_atomic;
-use wildcards_core::params::{Config, Dataset, Format, ImagenetFilter, Params, Preset};
+use wildcards_core::params::{
+    ClusterMethod, Config, Dataset, Format, ImagenetFilter, Params, Preset,
+};
 use wildcards_core::stats::{hierarchy_stats, stats_path, suggest_thresholds};
+
+use super::embedding::ServerArgs;
 use wildcards_core::wordnet::WordNet;
 
 use super::UsageError;
@@ -197,6 +201,41 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
 
+    /// Remove semantic outliers (GLOSH score above --semantic-threshold) from flattened lists.
+    /// Needs an embedding server (see --server).
+    #[arg(long)]
+    pub semantic_clean: bool,
+
+    /// GLOSH outlier score above which --semantic-clean drops an item (0..1, default 0.1;
+    /// lower removes more).
+    #[arg(long, value_name = "T", value_parser = parse_unit)]
+    pub semantic_threshold: Option<f64>,
+
+    /// Sentence-embedding model (the embed-server's; only `minilm`, all-MiniLM-L6-v2).
+    #[arg(long, value_name = "NAME", value_parser = parse_model)]
+    pub semantic_model: Option<String>,
+
+    /// Re-grow named sub-groups in long flattened lists (HDBSCAN over embeddings, WordNet
+    /// names). Needs an embedding server (see --server).
+    #[arg(long)]
+    pub semantic_arrange: bool,
+
+    /// A group is kept when its mean membership probability is at least this (0..1,
+    /// default 0.15).
+    #[arg(long, value_name = "T", value_parser = parse_unit)]
+    pub semantic_arrange_threshold: Option<f64>,
+
+    /// Smallest group semantic arrangement forms (default 5).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..))]
+    pub semantic_arrange_min_cluster: Option<u16>,
+
+    /// Cluster selection of semantic arrangement: eom or leaf (default: the preset's).
+    #[arg(long, value_name = "eom|leaf", value_parser = parse_method)]
+    pub semantic_arrange_method: Option<ClusterMethod>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
     /// Without -o: print the structure of the dataset's raw hierarchy and suggested smart
     /// thresholds, writing nothing. With -o: also generate, print the skeleton's structure and
     /// write <output stem>.stats.json.
@@ -220,6 +259,32 @@ pub struct GenerateArgs {
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse()
+}
+
+fn parse_unit(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside 0..1"))
+    }
+}
+
+fn parse_model(s: &str) -> Result<String, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "minilm" | "all-minilm-l6-v2" | "sentence-transformers/all-minilm-l6-v2" => {
+            Ok("minilm".to_string())
+        }
+        _ => Err(format!("unknown model '{s}': the embed-server serves minilm (all-MiniLM-L6-v2)")),
+    }
+}
+
+fn parse_method(s: &str) -> Result<ClusterMethod, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "eom" => Ok(ClusterMethod::Eom),
+        "leaf" => Ok(ClusterMethod::Leaf),
+        _ => Err(format!("unknown method '{s}': use eom or leaf")),
+    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -279,6 +344,13 @@ impl GenerateArgs {
             smart_overrides,
             preview_limit: self.preview_limit,
             format: self.format,
+            semantic_clean: self.semantic_clean.then_some(true),
+            semantic_threshold: self.semantic_threshold,
+            semantic_model: self.semantic_model.clone(),
+            semantic_arrange: self.semantic_arrange.then_some(true),
+            semantic_arrange_threshold: self.semantic_arrange_threshold,
+            semantic_arrange_min_cluster: self.semantic_arrange_min_cluster.map(usize::from),
+            semantic_arrange_method: self.semantic_arrange_method,
             ..Default::default()
         })
     }
@@ -295,7 +367,9 @@ impl GenerateArgs {
         let interactive = !self.quiet && std::io::stderr().is_terminal();
         let spinner = stage_spinner(interactive);
         let on_stage = |s: Stage| spinner.set_message(format!("{dataset}: {s}"));
+        let session = if needs_embeddings(&cfg) { Some(self.server.connect()?) } else { None };
         let mut ctx = GenerateContext::new(data_dir, wordnet);
+        ctx.embedder = session.as_ref().map(|s| s.embedder());
         ctx.download_progress = if self.quiet { Progress::Hidden } else { Progress::Auto };
         if interactive {
             ctx.on_stage = Some(&on_stage);

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod arrange;
 pub mod batch;
 pub mod compare;
 pub mod dataset;
+pub mod embedding;
+pub mod lint;
 
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
 /// label sets via WordNet.
@@ -24,6 +27,11 @@ pub struct Cli {
 pub enum Command {
     /// Generate a skeleton from a dataset's label hierarchy.
     Dataset(dataset::DatasetArgs),
+    /// Semantic lint of a skeleton: the outliers of every list (GLOSH scores), and --clean
+    /// to write it without them.
+    Lint(lint::LintArgs),
+    /// Arrange a flat list of terms into named groups (clustering, no LLM).
+    Arrange(arrange::ArrangeArgs),
     /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
     /// write report.md and summary.csv (the same as `batch-client`).
     Batch(batch::BatchArgs),
@@ -35,6 +43,8 @@ impl Command {
     pub fn run(&self) -> anyhow::Result<()> {
         match self {
             Command::Dataset(args) => args.run(),
+            Command::Lint(args) => args.run(),
+            Command::Arrange(args) => args.run(),
             // Has its own exit statuses; run from `main` below.
             Command::Batch(_) => Ok(()),
             Command::Compare(args) => args.run(),

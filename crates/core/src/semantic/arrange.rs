@@ -97,6 +97,12 @@ impl Group {
         node.metadata.wnid = self.wnid.clone();
         node.metadata.gloss = self.gloss.clone();
         node.children = self.children.iter().map(Group::to_node).collect();
+        for (child, group) in node.children.iter_mut().zip(&self.children) {
+            if group.source == NameSource::Bin {
+                child.metadata.is_bin = true;
+                child.metadata.gloss = Some(bin_gloss(Some(&self.name)));
+            }
+        }
         node
     }
 }
@@ -126,6 +132,8 @@ pub struct Arrangement {
     pub leftovers: Vec<String>,
     /// Name of the bin the leftovers go to.
     pub other_name: String,
+    /// The list's own category name, when known.
+    pub parent: Option<String>,
     pub stats: ArrangeStats,
 }
 
@@ -141,9 +149,19 @@ impl Arrangement {
         if !self.leftovers.is_empty() {
             let mut bin = TaxonomyNode::new(self.other_name.clone());
             bin.items = self.leftovers.clone();
+            bin.metadata.is_bin = true;
+            bin.metadata.gloss = Some(bin_gloss(self.parent.as_deref()));
             nodes.push(bin);
         }
         nodes
+    }
+}
+
+/// The instruction of an "Other" bin (as smart pruning's orphan bins say it).
+fn bin_gloss(parent: Option<&str>) -> String {
+    match parent {
+        Some(p) => format!("Miscellaneous {p} items"),
+        None => "Miscellaneous items".to_string(),
     }
 }
 
@@ -248,7 +266,7 @@ fn arrange_level(
     stats.noise_ratio = if n == 0 { 0.0 } else { leftover.len() as f64 / n as f64 };
     let leftovers: Vec<String> = leftover.iter().map(|&i| items[i].clone()).collect();
     let other_name = namer.other_bin_name(parent, &leftover, &taken);
-    Ok(Arrangement { groups, leftovers, other_name, stats })
+    Ok(Arrangement { groups, leftovers, other_name, parent: parent.map(str::to_string), stats })
 }
 
 /// Arranges a large group inside itself; kept only when it yields at least two sub-groups.

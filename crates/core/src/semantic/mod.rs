@@ -8,6 +8,7 @@ pub mod lint;
 pub mod naming;
 pub mod outliers;
 pub mod reduce;
+pub mod stage;
 pub mod tie_order;
 pub mod vectors;
 

@@ -20,23 +20,46 @@ pub struct OutlierAnalysis {
     pub scores: Vec<f64>,
     /// Indices (ascending) of the items with score > threshold.
     pub outliers: Vec<usize>,
+    /// Clusters HDBSCAN* found and the share of items it left as noise.
+    pub n_clusters: usize,
+    pub noise_ratio: f64,
 }
 
-/// GLOSH outlier scores of `vectors` with the cleaning settings (min cluster size 2).
-pub fn glosh_scores(vectors: &[Vec<f32>]) -> anyhow::Result<Vec<f64>> {
-    if vectors.len() < MIN_ITEMS {
-        return Ok(vec![0.0; vectors.len()]);
+/// The HDBSCAN* settings of outlier scoring (min cluster size = min samples = 2).
+fn cleaning_params() -> HdbscanParams {
+    HdbscanParams { min_cluster_size: 2, min_samples: Some(2), selection: ClusterMethod::Eom }
+}
+
+/// The analysis of a list too short to score: all scores 0, nothing flagged.
+fn unscored(n: usize) -> OutlierAnalysis {
+    OutlierAnalysis {
+        scores: vec![0.0; n],
+        outliers: Vec::new(),
+        n_clusters: 0,
+        noise_ratio: if n == 0 { 0.0 } else { 1.0 },
     }
-    let params =
-        HdbscanParams { min_cluster_size: 2, min_samples: Some(2), selection: ClusterMethod::Eom };
-    Ok(hdbscan(vectors, &params)?.outlier_scores)
+}
+
+/// GLOSH outlier scores of `vectors` with the cleaning settings.
+pub fn glosh_scores(vectors: &[Vec<f32>]) -> anyhow::Result<Vec<f64>> {
+    Ok(analyze_vectors(vectors, f64::INFINITY)?.scores)
 }
 
 /// Scores the vectors of one list and flags those above `threshold`.
 pub fn analyze_vectors(vectors: &[Vec<f32>], threshold: f64) -> anyhow::Result<OutlierAnalysis> {
-    let scores = glosh_scores(vectors)?;
-    let outliers = (0..scores.len()).filter(|&i| scores[i] > threshold).collect();
-    Ok(OutlierAnalysis { scores, outliers })
+    let n = vectors.len();
+    if n < MIN_ITEMS {
+        return Ok(unscored(n));
+    }
+    let result = hdbscan(vectors, &cleaning_params())?;
+    let outliers = (0..n).filter(|&i| result.outlier_scores[i] > threshold).collect();
+    let noise = result.labels.iter().filter(|l| l.is_none()).count();
+    Ok(OutlierAnalysis {
+        scores: result.outlier_scores,
+        outliers,
+        n_clusters: result.n_clusters,
+        noise_ratio: noise as f64 / n as f64,
+    })
 }
 
 /// Scores one list of items, embedding them as written.
@@ -46,7 +69,7 @@ pub fn analyze_items(
     threshold: f64,
 ) -> anyhow::Result<OutlierAnalysis> {
     if items.len() < MIN_ITEMS {
-        return Ok(OutlierAnalysis { scores: vec![0.0; items.len()], outliers: Vec::new() });
+        return Ok(unscored(items.len()));
     }
     analyze_vectors(&table.vectors_for(items)?, threshold)
 }
