@@ -23,6 +23,6 @@ if ! have_wordnet; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y wordnet-base
 fi
 
-if [[ -x "$repo/scripts/fetch-model.sh" ]]; then
-  "$repo/scripts/fetch-model.sh"
+if [[ -f "$repo/scripts/fetch-model.sh" ]]; then
+  bash "$repo/scripts/fetch-model.sh"
 fi

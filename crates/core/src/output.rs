@@ -529,6 +529,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_other_writers_styles() {
+        // ruamel/PyYAML style: lists at the key's indentation, single quotes, flow lists,
+        // comments after values, a full-line comment, a document marker.
+        let text = "---\n# generated\nAnimal:   # instruction: a living organism\n  Dog: # instruction: a canine\n  - pug\n  - 'beagle'\n  'yes': [a, b]  # instruction: quoted key\n  Cat: tabby # instruction: one item\n  Bird:\n";
+        let t = from_yaml(text).unwrap();
+        assert_eq!(t.metadata.gloss.as_deref(), Some("a living organism"));
+        let names: Vec<_> = t.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["Dog", "yes", "Cat", "Bird"]);
+        assert_eq!(t.children[0].items, vec!["pug", "beagle"]);
+        assert_eq!(t.children[0].metadata.gloss.as_deref(), Some("a canine"));
+        assert_eq!(t.children[1].metadata.gloss.as_deref(), Some("quoted key"));
+        assert_eq!(t.children[2].items, vec!["tabby"]);
+        assert_eq!(t.children[2].metadata.gloss.as_deref(), Some("one item"));
+        assert!(t.children[3].is_empty() && t.children[3].metadata.gloss.is_none());
+    }
+
+    #[test]
+    fn invalid_documents_are_errors() {
+        assert!(from_yaml("- a\n- b\n").unwrap_err().to_string().contains("mapping"));
+        assert!(from_yaml("A: [\n").is_err());
+        let err = from_yaml("A:\n  B:\n    - {x: 1}\n").unwrap_err().to_string();
+        assert!(err.contains("A > B"), "{err}");
+    }
+
+    #[test]
     fn mixed_nodes_are_refused() {
         let mut n = TaxonomyNode::list("A", ["x"]);
         n.children.push(TaxonomyNode::list("B", ["y"]));
