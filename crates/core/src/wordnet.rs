@@ -14,6 +14,7 @@
 //! one topological pass; closure sizes are memoised on first use.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -52,6 +53,8 @@ impl Synset {
 #[derive(Debug)]
 pub struct WordNet {
     synsets: Vec<Synset>,
+    /// `synsets[i].offset`, ascending: the wnid lookup table.
+    offsets: Vec<u32>,
     /// `index.noun`: lemma (lower case, underscores) -> synset positions in sense order.
     lemma_index: LemmaIndex,
     /// `noun.exc`: inflected form -> base forms.
@@ -188,58 +191,47 @@ impl WordNet {
 
     /// Links the parsed files: pointer and index offsets become synset positions.
     fn assemble(
-        raw: Vec<RawSynset>,
+        data: NounData,
         mut lemma_index: LemmaIndex,
         exceptions: HashMap<String, Vec<String>>,
     ) -> Result<WordNet> {
-        let offsets: Vec<u32> = raw.iter().map(|r| r.synset.offset).collect();
+        let NounData { mut synsets, mut hypernyms, mut hyponyms } = data;
+        // A compact copy of the offsets: binary searches over it stay in cache.
+        let offsets: Vec<u32> = synsets.iter().map(|s| s.offset).collect();
         if !offsets.is_sorted() {
             bail!("data.noun: synsets are not in offset order; the file is damaged, reinstall it");
         }
-        let position = |offset: u32, what: &str| -> Result<u32> {
-            offsets.binary_search(&offset).map(|i| i as u32).map_err(|_| {
-                anyhow!("{what} refers to offset {offset:08}, which is not in data.noun; the database is damaged, reinstall it")
-            })
+        let position = |offset: &mut u32, file: &str| -> Result<()> {
+            match offsets.binary_search(offset) {
+                Ok(i) => {
+                    *offset = i as u32;
+                    Ok(())
+                }
+                Err(_) => bail!(
+                    "{file} refers to synset offset {offset:08}, which is not in data.noun; the \
+                     database is damaged, reinstall it"
+                ),
+            }
         };
-
-        let n = raw.len();
-        let (mut hyper_start, mut hyper) = (Vec::with_capacity(n + 1), Vec::new());
-        let (mut hypo_start, mut hypo) = (Vec::with_capacity(n + 1), Vec::new());
-        let mut synsets = Vec::with_capacity(n);
-        let mut class_hypernym_count = Vec::with_capacity(n);
-        let mut class_hyponym_count = Vec::with_capacity(n);
-        for r in raw {
-            class_hypernym_count.push(r.class_hypernyms);
-            class_hyponym_count.push(r.class_hyponyms);
-            let from = format!("data.noun synset {:08}", r.synset.offset);
-            hyper_start.push(hyper.len() as u32);
-            for &t in &r.hypernyms {
-                hyper.push(position(t, &from)?);
-            }
-            hypo_start.push(hypo.len() as u32);
-            for &t in &r.hyponyms {
-                hypo.push(position(t, &from)?);
-            }
-            synsets.push(r.synset);
+        for t in hypernyms.targets.iter_mut().chain(hyponyms.targets.iter_mut()) {
+            position(t, "a data.noun pointer")?;
         }
-        hyper_start.push(hyper.len() as u32);
-        hypo_start.push(hypo.len() as u32);
-
-        for k in 0..lemma_index.senses.len() {
-            let offset = lemma_index.senses[k];
-            lemma_index.senses[k] = position(offset, "index.noun")?;
+        for t in lemma_index.senses.iter_mut() {
+            position(t, "index.noun")?;
         }
+        let n = synsets.len();
         name_synsets(&mut synsets, &lemma_index);
         let mut wn = WordNet {
             synsets,
+            offsets,
             lemma_index,
             exceptions,
-            hyper_start,
-            hyper,
-            hypo_start,
-            hypo,
-            class_hypernym_count,
-            class_hyponym_count,
+            hyper_start: hypernyms.start,
+            hyper: hypernyms.targets,
+            hypo_start: hyponyms.start,
+            hypo: hyponyms.targets,
+            class_hypernym_count: hypernyms.class_count,
+            class_hyponym_count: hyponyms.class_count,
             min_depth: Vec::new(),
             max_depth: Vec::new(),
             closure_size: (0..n).map(|_| AtomicU32::new(u32::MAX)).collect(),
@@ -310,7 +302,7 @@ impl WordNet {
     pub fn synset(&self, wnid: &str) -> Option<&Synset> {
         let digits = wnid.strip_prefix('n').unwrap_or(wnid);
         let offset: u32 = digits.parse().ok()?;
-        let i = self.synsets.binary_search_by_key(&offset, |s| s.offset).ok()?;
+        let i = self.offsets.binary_search(&offset).ok()?;
         Some(&self.synsets[i])
     }
 
@@ -530,14 +522,36 @@ fn is_wordnet_dir(dir: &Path) -> bool {
     dir.join("data.noun").is_file() && dir.join("index.noun").is_file()
 }
 
-/// One parsed `data.noun` line, pointers still as offsets.
-struct RawSynset {
-    synset: Synset,
-    /// Class links first, then instance links.
-    hypernyms: Vec<u32>,
-    hyponyms: Vec<u32>,
-    class_hypernyms: u16,
-    class_hyponyms: u16,
+/// `data.noun` parsed: the synsets and their links, targets still as offsets.
+#[derive(Debug, Default)]
+struct NounData {
+    synsets: Vec<Synset>,
+    hypernyms: Links,
+    hyponyms: Links,
+}
+
+/// One kind of link of every synset as flat arrays: synset i's targets are
+/// `targets[start[i]..start[i + 1]]`, its `class_count[i]` class links before its instance links.
+#[derive(Debug, Default)]
+struct Links {
+    start: Vec<u32>,
+    targets: Vec<u32>,
+    class_count: Vec<u16>,
+}
+
+impl Links {
+    /// Appends one synset's links: `class` then `instance`.
+    fn push(&mut self, class: &[u32], instance: &[u32]) {
+        self.start.push(self.targets.len() as u32);
+        self.targets.extend_from_slice(class);
+        self.targets.extend_from_slice(instance);
+        self.class_count.push(class.len() as u16);
+    }
+
+    /// Closes the arrays (the end of the last synset's slice).
+    fn finish(&mut self) {
+        self.start.push(self.targets.len() as u32);
+    }
 }
 
 fn read_lexnames(dir: &Path) -> Result<Vec<String>> {
@@ -564,7 +578,7 @@ fn read_lexnames(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn read_data(path: &Path, lexnames: &[String]) -> Result<Vec<RawSynset>> {
+fn read_data(path: &Path, lexnames: &[String]) -> Result<NounData> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read WordNet file {}", path.display()))?;
     parse_data(&text, path, lexnames)
@@ -572,20 +586,41 @@ fn read_data(path: &Path, lexnames: &[String]) -> Result<Vec<RawSynset>> {
 
 /// Parses `data.noun`: `offset lex_filenum ss_type w_cnt (word lex_id)* p_cnt (sym offset pos
 /// st)* | gloss`. License lines start with spaces and are skipped.
-fn parse_data(text: &str, path: &Path, lexnames: &[String]) -> Result<Vec<RawSynset>> {
-    let mut out = Vec::with_capacity(82_200);
+fn parse_data(text: &str, path: &Path, lexnames: &[String]) -> Result<NounData> {
+    let mut data = NounData::default();
+    data.synsets.reserve(82_200);
+    let mut scratch = LineLinks::default();
     for (n, line) in text.lines().enumerate() {
         if line.starts_with(' ') || line.is_empty() {
             continue;
         }
-        let synset = parse_data_line(line, out.len() as u32, lexnames)
+        let index = data.synsets.len() as u32;
+        let synset = parse_data_line(line, index, lexnames, &mut scratch)
             .with_context(|| format!("{} line {}: malformed synset line", path.display(), n + 1))?;
-        out.push(synset);
+        data.synsets.push(synset);
+        data.hypernyms.push(&scratch.hyper, &scratch.inst_hyper);
+        data.hyponyms.push(&scratch.hypo, &scratch.inst_hypo);
     }
-    Ok(out)
+    data.hypernyms.finish();
+    data.hyponyms.finish();
+    Ok(data)
 }
 
-fn parse_data_line(line: &str, index: u32, lexnames: &[String]) -> Result<RawSynset> {
+/// The links of the line being parsed (reused from line to line).
+#[derive(Debug, Default)]
+struct LineLinks {
+    hyper: Vec<u32>,
+    inst_hyper: Vec<u32>,
+    hypo: Vec<u32>,
+    inst_hypo: Vec<u32>,
+}
+
+fn parse_data_line(
+    line: &str,
+    index: u32,
+    lexnames: &[String],
+    links: &mut LineLinks,
+) -> Result<Synset> {
     let (fields, gloss) = line.split_once(" | ").unwrap_or((line, ""));
     let mut f = fields.split_ascii_whitespace();
     let mut next = |what: &str| f.next().ok_or_else(|| anyhow!("missing {what}"));
@@ -599,7 +634,10 @@ fn parse_data_line(line: &str, index: u32, lexnames: &[String]) -> Result<RawSyn
         next("lex_id")?;
     }
     let p_cnt: usize = next("p_cnt")?.parse().context("bad p_cnt")?;
-    let (mut hyper, mut inst_hyper, mut hypo, mut inst_hypo) = (vec![], vec![], vec![], vec![]);
+    links.hyper.clear();
+    links.inst_hyper.clear();
+    links.hypo.clear();
+    links.inst_hypo.clear();
     for _ in 0..p_cnt {
         let symbol = next("pointer symbol")?;
         let target: u32 = next("pointer offset")?.parse().context("bad pointer offset")?;
@@ -609,35 +647,19 @@ fn parse_data_line(line: &str, index: u32, lexnames: &[String]) -> Result<RawSyn
             continue;
         }
         match symbol {
-            "@" => hyper.push(target),
-            "@i" => inst_hyper.push(target),
-            "~" => hypo.push(target),
-            "~i" => inst_hypo.push(target),
+            "@" => links.hyper.push(target),
+            "@i" => links.inst_hyper.push(target),
+            "~" => links.hypo.push(target),
+            "~i" => links.inst_hypo.push(target),
             _ => {}
         }
     }
-    let (class_hypernyms, class_hyponyms) = (hyper.len() as u16, hypo.len() as u16);
-    hyper.extend(inst_hyper);
-    hypo.extend(inst_hypo);
     let lexname = lexnames
         .get(lexnum)
         .filter(|s| !s.is_empty())
         .cloned()
         .ok_or_else(|| anyhow!("unknown lex_filenum {lexnum}"))?;
-    Ok(RawSynset {
-        synset: Synset {
-            offset,
-            name: String::new(),
-            lemmas,
-            gloss: definition_of(gloss),
-            lexname,
-            index,
-        },
-        hypernyms: hyper,
-        hyponyms: hypo,
-        class_hypernyms,
-        class_hyponyms,
-    })
+    Ok(Synset { offset, name: String::new(), lemmas, gloss: definition_of(gloss), lexname, index })
 }
 
 /// The definition part of a gloss, as NLTK computes it: quoted examples removed, then `;` and
@@ -652,7 +674,12 @@ fn definition_of(gloss: &str) -> String {
             out.push(ch);
         }
     }
-    out.trim().trim_matches(|c| c == ';' || c == ' ').to_string()
+    let kept = out.trim().trim_matches(|c| c == ';' || c == ' ');
+    let start = kept.as_ptr() as usize - out.as_ptr() as usize;
+    let end = start + kept.len();
+    out.truncate(end);
+    out.drain(..start);
+    out
 }
 
 /// `index.noun` in flat arrays instead of a map of strings to vectors: the file is sorted, so
@@ -750,13 +777,26 @@ fn parse_exceptions(text: &str) -> HashMap<String, Vec<String>> {
 /// Gives every synset its NLTK name: the first lemma in lower case, `.n.`, and the position of
 /// the synset among that lemma's senses in `index.noun`.
 fn name_synsets(synsets: &mut [Synset], lemma_index: &LemmaIndex) {
-    for s in synsets.iter_mut() {
-        let lemma = s.lemmas.first().map(|l| l.to_lowercase()).unwrap_or_default();
-        let sense = lemma_index
-            .get(&lemma)
-            .and_then(|senses| senses.iter().position(|&i| i == s.index))
-            .map_or(0, |p| p + 1);
-        s.name = format!("{lemma}.n.{sense:02}");
+    // One pass over the index instead of a lookup per synset: where a lemma lists a synset
+    // whose first lemma it is, that position is the synset's sense number (WordNet 3.0 is
+    // ASCII, so an ASCII case-insensitive match is the lower-case match).
+    let mut sense = vec![0usize; synsets.len()];
+    for entry in &lemma_index.entries {
+        let lemma = lemma_index.lemma(*entry);
+        let senses = &lemma_index.senses[entry.senses.0 as usize..entry.senses.1 as usize];
+        for (k, &i) in senses.iter().enumerate() {
+            let first = synsets[i as usize].lemmas.first().map_or("", String::as_str);
+            if sense[i as usize] == 0 && first.eq_ignore_ascii_case(lemma) {
+                sense[i as usize] = k + 1;
+            }
+        }
+    }
+    for (s, sense) in synsets.iter_mut().zip(sense) {
+        let lemma = s.lemmas.first().map_or("", String::as_str);
+        let mut name = String::with_capacity(lemma.len() + 6);
+        name.extend(lemma.chars().flat_map(char::to_lowercase));
+        let _ = write!(name, ".n.{sense:02}");
+        s.name = name;
     }
 }
 
