@@ -1,7 +1,11 @@
 //! The root package only carries the end-to-end tests in `tests/`; this library holds the
-//! helpers they share (where the shared data, WordNet and the model are).
+//! helpers they share (where the shared data, WordNet and the model are, and
+//! [`test_server::EmbedServer`]: the real embed-server on a free loopback port).
 
 use std::path::PathBuf;
+
+pub mod test_server;
+pub use test_server::{EmbedServer, EmbedServerOptions};
 
 /// The workspace root (this package's folder).
 pub fn workspace_root() -> PathBuf {

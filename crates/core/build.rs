@@ -5,6 +5,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("PROTOC", protoc);
     let proto = "../../proto/embed.proto";
     println!("cargo:rerun-if-changed={proto}");
-    tonic_prost_build::configure().compile_protos(&[proto], &["../../proto"])?;
+    // The descriptor set feeds the server's gRPC reflection service (so grpcurl works).
+    let descriptor =
+        std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("embed_descriptor.bin");
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(descriptor)
+        .compile_protos(&[proto], &["../../proto"])?;
     Ok(())
 }

@@ -23,4 +23,7 @@ pub mod wordnet;
 /// Generated gRPC code for `proto/embed.proto` (client and server).
 pub mod proto {
     tonic::include_proto!("wildcards.embed.v1");
+
+    /// Encoded descriptors of `embed.proto`, for the server's gRPC reflection service.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("embed_descriptor");
 }

@@ -1,5 +1,170 @@
 //! embed-server: loads MiniLM once and serves sentence embeddings over gRPC.
-fn main() {
-    eprintln!("embed-server: not built yet");
-    std::process::exit(2);
+//!
+//! `embed-server` serves; `embed-server info` and `embed-server health` ask a running server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use embed_server::server::{run, CacheChoice, ServerConfig};
+use embed_server::service::Limits;
+use wildcards_core::semantic::client::{self, ClientOptions, EmbedClient};
+
+#[derive(Parser)]
+#[command(
+    name = "embed-server",
+    version,
+    about = "gRPC sentence-embedding server (all-MiniLM-L6-v2) with dynamic batching and a SQLite cache",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a running server's Info (model, dim, cache counters) as JSON.
+    Info(ClientArgs),
+    /// Check a running server's grpc.health.v1 status; exit 0 when SERVING.
+    Health(ClientArgs),
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Server address, host:port or http://host:port [env: WILDCARDS_EMBED_SERVER; default 127.0.0.1:50051]
+    #[arg(long)]
+    server: Option<String>,
+    /// File with the bearer token [else env WILDCARDS_EMBED_TOKEN]
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (loopback by default; use 0.0.0.0:PORT to serve other machines).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    addr: String,
+    /// Folder with config.json, tokenizer.json and model.safetensors
+    /// [default: ~/.cache/wildcards-gen/models/all-MiniLM-L6-v2]
+    #[arg(long, env = "WILDCARDS_MODEL_DIR", conflicts_with = "model")]
+    model_dir: Option<PathBuf>,
+    /// Hugging Face hub model id to download instead (needs network access to the hub).
+    #[arg(long)]
+    model: Option<String>,
+    /// SQLite cache file [default: ~/.cache/wildcards-gen/embeddings.sqlite]
+    #[arg(long, conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Compute every vector; no memory or SQLite cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Size of the in-memory cache layer in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_cache_mb: usize,
+    /// Most texts in one request (larger requests get INVALID_ARGUMENT).
+    #[arg(long, default_value_t = 2048)]
+    max_texts: usize,
+    /// Longest text in bytes (longer ones get INVALID_ARGUMENT).
+    #[arg(long, default_value_t = 16384)]
+    max_text_bytes: usize,
+    /// Most tokens (sequences x length) in one forward pass of the model.
+    #[arg(long, default_value_t = 4096)]
+    max_batch_tokens: usize,
+    /// File holding a token; clients must then send `authorization: Bearer <token>`.
+    #[arg(long)]
+    api_key_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Info(args)) => print_info(&args),
+        Some(Command::Health(args)) => print_health(&args),
+        None => serve(cli.serve),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("embed-server: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let cache = match (args.no_cache, args.cache) {
+        (true, _) => CacheChoice::Disabled,
+        (false, Some(path)) => CacheChoice::Path(path),
+        (false, None) => CacheChoice::Default,
+    };
+    let config = ServerConfig {
+        addr: args.addr,
+        model_dir: args.model_dir,
+        hub_model: args.model,
+        cache,
+        memory_cache_bytes: args.memory_cache_mb << 20,
+        limits: Limits {
+            max_texts: args.max_texts.max(1),
+            max_text_bytes: args.max_text_bytes.max(1),
+        },
+        max_batch_tokens: args.max_batch_tokens,
+        api_key_file: args.api_key_file,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client_options(args: &ClientArgs) -> Result<ClientOptions> {
+    let token = match &args.token_file {
+        Some(path) => Some(client::read_token_file(path)?),
+        None => None,
+    };
+    let mut options = ClientOptions::from_env(args.server.as_deref(), token.as_deref());
+    options.retry_for = std::time::Duration::from_secs(2);
+    Ok(options)
+}
+
+fn print_info(args: &ClientArgs) -> Result<ExitCode> {
+    let info = EmbedClient::connect(client_options(args)?)?.info()?;
+    let json = serde_json::json!({
+        "model_id": info.model_id,
+        "dim": info.dim,
+        "max_seq_length": info.max_seq_length,
+        "model_fingerprint": info.model_fingerprint,
+        "cache_path": info.cache_path,
+        "cache_persistent": info.cache_persistent,
+        "cache_entries": info.cache_entries,
+        "cache_hits": info.cache_hits,
+        "cache_misses": info.cache_misses,
+        "requests": info.requests,
+        "batches": info.batches,
+        "max_texts": info.max_texts,
+        "max_text_bytes": info.max_text_bytes,
+        "version": info.version,
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_health(args: &ClientArgs) -> Result<ExitCode> {
+    let server = client::resolve_server(args.server.as_deref());
+    if client::health(&server)? {
+        println!("SERVING");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("NOT_SERVING");
+        Ok(ExitCode::from(1))
+    }
 }

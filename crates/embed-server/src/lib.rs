@@ -1,0 +1,13 @@
+//! embed-server: loads all-MiniLM-L6-v2 once and serves sentence embeddings over gRPC
+//! (`proto/embed.proto`), with dynamic batching and a SQLite cache.
+//!
+//! Modules: [`model`] (candle BERT + tokenizer, sentence-transformers semantics), [`batcher`]
+//! (merges concurrent requests into forward passes), [`cache`] (memory + SQLite), [`service`]
+//! (the gRPC handlers), [`auth`] (optional bearer token), [`server`] (start-up and shutdown).
+
+pub mod auth;
+pub mod batcher;
+pub mod cache;
+pub mod model;
+pub mod server;
+pub mod service;

@@ -1,0 +1,228 @@
+//! The sentence model: all-MiniLM-L6-v2 on candle, with sentence-transformers semantics.
+//!
+//! sentence-transformers runs `Transformer -> mean pooling over the attention mask ->
+//! Normalize`, with the tokenizer truncating at 256 tokens ([CLS] + 254 word pieces + [SEP]).
+//! The `tokenizer.json` shipped with the model carries its own truncation (128) and fixed
+//! padding (128) settings, so both are overridden here explicitly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use sha2::{Digest, Sha256};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2, special tokens included.
+pub const MAX_SEQ_LEN: usize = 256;
+
+/// The hub id of the default model, reported by `Info`.
+pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// The files a model directory must hold.
+pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// The command that provisions the default model directory.
+pub const SETUP_HINT: &str = "run scripts/fetch-model.sh (or pass --model-dir DIR / set WILDCARDS_MODEL_DIR to a folder holding config.json, tokenizer.json and model.safetensors)";
+
+/// The per-user default model folder: `~/.cache/wildcards-gen/models/all-MiniLM-L6-v2`.
+pub fn default_model_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("wildcards-gen/models/all-MiniLM-L6-v2"))
+}
+
+/// Paths of the three model files, checked to exist.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub config: PathBuf,
+    pub tokenizer: PathBuf,
+    pub weights: PathBuf,
+}
+
+impl ModelFiles {
+    /// The files of a model folder; a missing one is an error naming it and the set-up command.
+    pub fn in_dir(dir: &Path) -> Result<Self> {
+        for name in MODEL_FILES {
+            let path = dir.join(name);
+            if !path.is_file() {
+                bail!("model file {} is missing; {SETUP_HINT}", path.display());
+            }
+        }
+        Ok(Self {
+            config: dir.join("config.json"),
+            tokenizer: dir.join("tokenizer.json"),
+            weights: dir.join("model.safetensors"),
+        })
+    }
+
+    /// Downloads (or finds in the hf-hub cache) the files of a hub model such as
+    /// `sentence-transformers/all-MiniLM-L6-v2`. Needs network access to the hub.
+    pub fn from_hub(model_id: &str) -> Result<Self> {
+        let api = hf_hub::api::sync::Api::new()
+            .with_context(|| format!("cannot start the hub client for --model {model_id}"))?;
+        let repo = api.model(model_id.to_string());
+        let get = |name: &str| {
+            repo.get(name).with_context(|| {
+                format!(
+                    "cannot fetch {name} of --model {model_id} from the hub (no network?); \
+                     use --model-dir with local files instead: {SETUP_HINT}"
+                )
+            })
+        };
+        Ok(Self {
+            config: get("config.json")?,
+            tokenizer: get("tokenizer.json")?,
+            weights: get("model.safetensors")?,
+        })
+    }
+
+    /// A hex fingerprint of config, tokenizer and weights: cache keys include it, so a different
+    /// model (or tokenizer) never gets another model's vectors.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut hasher = Sha256::new();
+        // Pooling, normalisation and truncation are part of what a vector means.
+        hasher.update(format!("mean-pool;l2;max_seq_len={MAX_SEQ_LEN};").as_bytes());
+        for path in [&self.config, &self.tokenizer, &self.weights] {
+            let mut file = std::fs::File::open(path)
+                .with_context(|| format!("cannot read model file {}", path.display()))?;
+            std::io::copy(&mut file, &mut hasher)
+                .with_context(|| format!("cannot read model file {}", path.display()))?;
+        }
+        let digest = hasher.finalize();
+        Ok(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// The loaded sentence model: a tokenizer (cheap to clone, used by request handlers) and the
+/// encoder (owned by the one inference thread, see `batcher`; candle already spreads each
+/// forward pass over every core).
+pub struct MiniLm {
+    pub tokenizer: SentenceTokenizer,
+    pub encoder: Encoder,
+}
+
+/// The BERT tokenizer with sentence-transformers' truncation; shareable across threads.
+#[derive(Clone)]
+pub struct SentenceTokenizer(Arc<Tokenizer>);
+
+/// The BERT encoder plus pooling and normalisation.
+pub struct Encoder {
+    model: BertModel,
+    dim: usize,
+}
+
+impl MiniLm {
+    /// Loads config, tokenizer and weights.
+    pub fn load(files: &ModelFiles) -> Result<Self> {
+        let config_text = std::fs::read_to_string(&files.config)
+            .with_context(|| format!("cannot read {}", files.config.display()))?;
+        let config: Config = serde_json::from_str(&config_text).with_context(|| {
+            format!("{} is not a BERT config.json: {SETUP_HINT}", files.config.display())
+        })?;
+        let tokenizer = load_tokenizer(&files.tokenizer)?;
+        // SAFETY: the weights file is memory-mapped read-only; the model folder is not expected
+        // to change under a running server (the fingerprint was taken from the same file).
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)
+        }
+        .with_context(|| format!("cannot load weights {}", files.weights.display()))?;
+        let model = BertModel::load(vb, &config).with_context(|| {
+            format!(
+                "{} does not hold BERT weights matching {}",
+                files.weights.display(),
+                files.config.display()
+            )
+        })?;
+        Ok(Self {
+            tokenizer: SentenceTokenizer(Arc::new(tokenizer)),
+            encoder: Encoder { model, dim: config.hidden_size },
+        })
+    }
+
+    /// Embedding width (384 for MiniLM-L6).
+    pub fn dim(&self) -> usize {
+        self.encoder.dim
+    }
+
+    /// Convenience for tests and tools: embeds any texts (grouped by length internally).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let ids = self.tokenizer.tokenize(texts)?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); ids.len()];
+        for group in order.chunk_by(|&a, &b| ids[a].len() == ids[b].len()) {
+            let seqs: Vec<&[u32]> = group.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in group.iter().zip(self.encoder.embed_same_length(&seqs)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SentenceTokenizer {
+    /// Token ids of each text, `[CLS] ... [SEP]`, truncated to [`MAX_SEQ_LEN`].
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        let encodings = self
+            .0
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow::anyhow!("tokenizer failed: {e}"))?;
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+}
+
+impl Encoder {
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embeds sequences that all have the same length (no padding, so every text's vector is
+    /// independent of which other texts share its batch). Returns unit vectors in input order.
+    pub fn embed_same_length(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let Some(first) = seqs.first() else {
+            return Ok(Vec::new());
+        };
+        let len = first.len();
+        if seqs.iter().any(|s| s.len() != len) || len == 0 {
+            bail!("internal: a batch must hold non-empty sequences of one length");
+        }
+        let flat: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
+        let input_ids = Tensor::from_vec(flat, (seqs.len(), len), &Device::Cpu)?;
+        let token_type_ids = input_ids.zeros_like()?;
+        // All positions are real tokens: the attention mask is all ones, which is what
+        // sentence-transformers feeds for these tokens too (padding never gets attention).
+        let hidden = self.model.forward(&input_ids, &token_type_ids, None)?;
+        // Mean pooling over the (all-ones) mask = mean over the sequence axis.
+        let pooled = (hidden.sum(1)? / len as f64)?;
+        let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
+        Ok(rows.into_iter().map(l2_normalize).collect())
+    }
+}
+
+/// Loads `tokenizer.json` and sets truncation to 256 tokens and no padding, whatever the file
+/// says (the all-MiniLM-L6-v2 file says 128 and fixed padding, which sentence-transformers
+/// overrides the same way).
+fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| {
+        anyhow::anyhow!("cannot load tokenizer {}: {e}; {SETUP_HINT}", path.display())
+    })?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length: MAX_SEQ_LEN,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        }))
+        .map_err(|e| anyhow::anyhow!("cannot set truncation on {}: {e}", path.display()))?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
+/// Scales a vector to unit length, as `torch.nn.functional.normalize` (eps 1e-12) does.
+fn l2_normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}

@@ -1,0 +1,188 @@
+//! Starting and stopping the server: model, cache, batcher, gRPC services, signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use wildcards_core::proto::embedder_server::EmbedderServer;
+
+use crate::auth::BearerAuth;
+use crate::batcher::Batcher;
+use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
+use crate::model::{default_model_dir, MiniLm, ModelFiles, DEFAULT_MODEL_ID, SETUP_HINT};
+use crate::service::{EmbedService, Limits, ModelInfo};
+
+/// Everything `embed-server` needs to run (filled from the command line).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: String,
+    pub model_dir: Option<PathBuf>,
+    pub hub_model: Option<String>,
+    pub cache: CacheChoice,
+    pub memory_cache_bytes: usize,
+    pub limits: Limits,
+    pub max_batch_tokens: usize,
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// Where vectors are cached.
+#[derive(Debug, Clone)]
+pub enum CacheChoice {
+    /// The per-user default file.
+    Default,
+    /// A given SQLite file.
+    Path(PathBuf),
+    /// No cache at all (every text is computed).
+    Disabled,
+}
+
+/// Loads everything, serves until SIGINT/SIGTERM, then finishes in-flight requests and closes
+/// the cache.
+pub async fn run(config: ServerConfig) -> Result<()> {
+    let addr: SocketAddr = config.addr.parse().with_context(|| {
+        format!("--addr {:?} is not an address; use HOST:PORT such as 127.0.0.1:50051", config.addr)
+    })?;
+    let auth = match &config.api_key_file {
+        Some(path) => Some(BearerAuth::from_file(path)?),
+        None => None,
+    };
+
+    let started = Instant::now();
+    let (files, model_id) = resolve_model(&config)?;
+    let fingerprint = files.fingerprint()?;
+    let model = MiniLm::load(&files)?;
+    let dim = model.dim();
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
+
+    let cache = match &config.cache {
+        CacheChoice::Disabled => None,
+        choice => {
+            let path = match choice {
+                CacheChoice::Path(path) => Some(path.clone()),
+                _ => default_cache_path(),
+            };
+            let options = CacheOptions { path, memory_bytes: config.memory_cache_bytes };
+            Some(Arc::new(EmbeddingCache::open(&options, &fingerprint, dim)))
+        }
+    };
+
+    let batcher = Arc::new(Batcher::start(model.encoder, cache.clone(), config.max_batch_tokens));
+    let service = Arc::new(EmbedService::new(
+        ModelInfo { model_id: model_id.clone(), dim, fingerprint: fingerprint.clone() },
+        model.tokenizer,
+        Arc::clone(&batcher),
+        cache.clone(),
+        config.limits,
+    ));
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<EmbedderServer<EmbedService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(wildcards_core::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("cannot build the reflection service")?;
+
+    // Requests up to the limits must decode, so our INVALID_ARGUMENT (with a message) answers
+    // oversize requests instead of a bare transport limit.
+    let max_request_bytes = config
+        .limits
+        .max_texts
+        .saturating_mul(config.limits.max_text_bytes.saturating_add(16))
+        .saturating_add(1 << 20);
+    let embedder = EmbedderServer::from_arc(Arc::clone(&service))
+        .max_decoding_message_size(max_request_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let embedder =
+        tonic::service::interceptor::InterceptedService::new(embedder, move |req| match &auth {
+            Some(auth) => auth.check(req),
+            None => Ok(req),
+        });
+
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
+    })?;
+    let bound = listener.local_addr()?;
+    let cache_desc = match &cache {
+        Some(c) if c.is_persistent() => format!(
+            "{} ({} entries)",
+            c.path().map(|p| p.display().to_string()).unwrap_or_default(),
+            c.entries()
+        ),
+        Some(_) => "memory only (no persistent cache)".to_string(),
+        None => "disabled (--no-cache)".to_string(),
+    };
+    tracing::info!(
+        "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
+        if config.api_key_file.is_some() { ", bearer token required" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(embedder)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown_signal(),
+        )
+        .await
+        .context("the gRPC server failed")?;
+
+    tracing::info!("in-flight requests finished; stopping");
+    batcher.shutdown();
+    if let Some(cache) = &cache {
+        cache.close();
+    }
+    tracing::info!("embed-server stopped");
+    Ok(())
+}
+
+/// The model files and the id reported by `Info`.
+fn resolve_model(config: &ServerConfig) -> Result<(ModelFiles, String)> {
+    if let Some(id) = &config.hub_model {
+        return Ok((ModelFiles::from_hub(id)?, id.clone()));
+    }
+    let dir = match &config.model_dir {
+        Some(dir) => dir.clone(),
+        None => match default_model_dir() {
+            Some(dir) => dir,
+            None => bail!(
+                "no per-user cache folder on this system; pass --model-dir DIR ({SETUP_HINT})"
+            ),
+        },
+    };
+    Ok((ModelFiles::in_dir(&dir)?, DEFAULT_MODEL_ID.to_string()))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(err) => {
+                    tracing::warn!(
+                        "cannot listen for SIGTERM ({err}); only Ctrl-C stops the server"
+                    );
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received; finishing in-flight requests"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+        tracing::info!("Ctrl-C received; finishing in-flight requests");
+    }
+}
