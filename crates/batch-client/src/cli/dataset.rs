@@ -308,6 +308,43 @@ impl GenerateArgs {
             ("--skip-nodes", self.skip_nodes.is_some()),
             ("--smart-config", self.smart_config.is_some()),
         ];
+        let needs = [
+            (
+                "--semantic-threshold",
+                "--semantic-clean",
+                self.semantic_threshold.is_some(),
+                self.semantic_clean,
+            ),
+            (
+                "--semantic-arrange-threshold",
+                "--semantic-arrange",
+                self.semantic_arrange_threshold.is_some(),
+                self.semantic_arrange,
+            ),
+            (
+                "--semantic-arrange-min-cluster",
+                "--semantic-arrange",
+                self.semantic_arrange_min_cluster.is_some(),
+                self.semantic_arrange,
+            ),
+            (
+                "--semantic-arrange-method",
+                "--semantic-arrange",
+                self.semantic_arrange_method.is_some(),
+                self.semantic_arrange,
+            ),
+            (
+                "--semantic-model",
+                "--semantic-clean or --semantic-arrange",
+                self.semantic_model.is_some(),
+                self.semantic_clean || self.semantic_arrange,
+            ),
+        ];
+        if let Some((flag, needed, _, _)) = needs.iter().find(|(_, _, given, on)| *given && !*on) {
+            return Err(UsageError(format!(
+                "{flag} only applies with {needed}; add it (or drop {flag})"
+            )));
+        }
         if !self.smart {
             if let Some((flag, _)) = smart_only.iter().find(|(_, given)| *given) {
                 return Err(UsageError(format!(
