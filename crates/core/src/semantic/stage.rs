@@ -153,3 +153,77 @@ impl<'a> SemanticStage<'a> {
         (now.0 - before.0, now.1 - before.1, now.2 - before.2)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Dataset, Params};
+    use crate::semantic::testdata;
+    use crate::semantic::vectors::tests::FixedEmbedder;
+
+    /// The 45-term arrange case of the reference file (three Tencent sibling groups).
+    fn case() -> (Vec<String>, FixedEmbedder) {
+        let data = testdata::load("glosh_reference.json");
+        let case = data["arrange_cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "arrange_045_eom")
+            .unwrap()
+            .clone();
+        let terms: Vec<String> =
+            case["terms"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().into()).collect();
+        let vectors = testdata::vectors(&case["embeddings_f32_b64"]);
+        (terms.clone(), FixedEmbedder::new(terms.into_iter().zip(vectors)))
+    }
+
+    fn config() -> Config {
+        Params { semantic_clean: Some(true), semantic_arrange: Some(true), ..Default::default() }
+            .resolve(Dataset::Tencent)
+    }
+
+    #[test]
+    fn prefetched_texts_are_not_embedded_again_and_events_say_what_happened() {
+        let (terms, embedder) = case();
+        let mut timeline = Timeline::new();
+        let mut stage = SemanticStage::new(&embedder, None);
+        stage.prefetch(terms.clone(), &mut timeline).unwrap();
+        let cfg = config();
+        let kept = stage.clean("Things", terms.clone(), &cfg, &mut timeline).unwrap();
+        assert!(kept.len() < terms.len(), "GLOSH at 0.1 removes something here");
+        let arranged = stage.arrange("Things", &terms, &cfg, &mut timeline).unwrap();
+        assert!(arranged.is_some());
+        assert_eq!(embedder.calls(), 1, "one embedding call for the whole job");
+
+        let kinds: Vec<&str> = timeline.events().iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["embedding", "cleaning", "arrangement"]);
+        let embedding = &timeline.events()[0].data;
+        assert_eq!(embedding["texts"], terms.len());
+        let cleaning = &timeline.events()[1];
+        assert_eq!(cleaning.context.as_deref(), Some("Things"));
+        assert_eq!(cleaning.data["items"], terms.len());
+        assert_eq!(cleaning.data["removed"].as_array().unwrap().len(), terms.len() - kept.len());
+        assert_eq!(cleaning.data["embedded_texts"], 0);
+        for key in ["clusters", "noise_ratio", "duration_s", "cache_hits"] {
+            assert!(!cleaning.data[key].is_null(), "cleaning event lacks {key}");
+        }
+        let arrangement = &timeline.events()[2].data;
+        for key in ["items", "clusters", "groups", "noise_ratio", "names", "duration_s"] {
+            assert!(!arrangement[key].is_null(), "arrangement event lacks {key}");
+        }
+        assert_eq!(arrangement["applied"], true);
+    }
+
+    #[test]
+    fn short_lists_are_neither_cleaned_nor_arranged() {
+        let (terms, embedder) = case();
+        let mut timeline = Timeline::new();
+        let mut stage = SemanticStage::new(&embedder, None);
+        let cfg = config();
+        let two = terms[..2].to_vec();
+        assert_eq!(stage.clean("X", two.clone(), &cfg, &mut timeline).unwrap(), two);
+        assert!(stage.arrange("X", &terms[..9], &cfg, &mut timeline).unwrap().is_none());
+        assert_eq!(embedder.calls(), 0);
+        assert!(timeline.events().is_empty());
+    }
+}
