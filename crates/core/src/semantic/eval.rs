@@ -25,6 +25,10 @@ struct OutlierFile {
 struct ReferenceScore {
     precision: f64,
     recall: f64,
+    tp: usize,
+    fp: usize,
+    #[serde(rename = "fn")]
+    fn_: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +49,10 @@ pub struct OutlierScore {
     pub recall: f64,
     pub reference_precision: f64,
     pub reference_recall: f64,
+    /// The reference's counts (its precision and recall are rounded to 4 decimals).
+    pub reference_tp: usize,
+    pub reference_fp: usize,
+    pub reference_fn: usize,
     /// Lists whose flagged set equals the reference implementation's exactly.
     pub lists_matching_reference: usize,
     pub lists: usize,
@@ -77,6 +85,9 @@ pub fn evaluate_outliers(path: &Path, embedder: &dyn Embedder) -> Result<Vec<Out
             recall: ratio(tp, tp + fn_),
             reference_precision: reference.precision,
             reference_recall: reference.recall,
+            reference_tp: reference.tp,
+            reference_fp: reference.fp,
+            reference_fn: reference.fn_,
             lists_matching_reference: matching,
             lists: file.lists.len(),
         });
