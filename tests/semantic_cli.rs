@@ -54,7 +54,9 @@ fn planted_skeleton(path: &Path) -> Vec<String> {
 }
 
 fn instruction_comments(text: &str) -> Vec<String> {
-    text.lines().filter_map(|l| l.split_once("# instruction:").map(|(_, c)| c.trim().into())).collect()
+    text.lines()
+        .filter_map(|l| l.split_once("# instruction:").map(|(_, c)| c.trim().into()))
+        .collect()
 }
 
 #[test]
@@ -67,7 +69,14 @@ fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
     let file_arg = file.to_str().unwrap();
 
     let report: Value = serde_json::from_str(&ok(&wildcards_gen(&[
-        "lint", file_arg, "--threshold", "0.3", "--format", "json", "--server", &addr,
+        "lint",
+        file_arg,
+        "--threshold",
+        "0.3",
+        "--format",
+        "json",
+        "--server",
+        &addr,
     ])))
     .expect("JSON report");
     let found: Vec<(String, String)> = report["lists"]
@@ -92,8 +101,15 @@ fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
 
     let cleaned = dir.path().join("clean.yaml");
     ok(&wildcards_gen(&[
-        "lint", file_arg, "--threshold", "0.3", "--clean", "-o", cleaned.to_str().unwrap(),
-        "--server", &addr,
+        "lint",
+        file_arg,
+        "--threshold",
+        "0.3",
+        "--clean",
+        "-o",
+        cleaned.to_str().unwrap(),
+        "--server",
+        &addr,
     ]));
     let original = std::fs::read_to_string(&file).unwrap();
     let written = std::fs::read_to_string(&cleaned).unwrap();
@@ -172,10 +188,9 @@ fn tencent_semantic_generation_is_byte_identical_across_runs() {
     let second = run("b.yaml");
     let (a, b) = (std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
     assert!(a == b, "two runs differ");
-    let stats: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("b.stats.json")).unwrap(),
-    )
-    .unwrap();
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.stats.json")).unwrap())
+            .unwrap();
     let events = stats["events"].as_array().unwrap();
     let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
     assert_eq!(count("embedding"), 1, "one embedding batch per job");

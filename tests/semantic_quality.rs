@@ -34,9 +34,27 @@ fn outlier_detection_is_at_least_as_good_as_the_reference() {
     for s in &scores {
         // Counts, not the rounded ratios: tp >= and fp <= the reference's means precision and
         // recall are both at least the reference's.
-        assert!(s.tp >= s.reference_tp, "threshold {}: tp {} < {}", s.threshold, s.tp, s.reference_tp);
-        assert!(s.fp <= s.reference_fp, "threshold {}: fp {} > {}", s.threshold, s.fp, s.reference_fp);
-        assert!(s.fn_ <= s.reference_fn, "threshold {}: fn {} > {}", s.threshold, s.fn_, s.reference_fn);
+        assert!(
+            s.tp >= s.reference_tp,
+            "threshold {}: tp {} < {}",
+            s.threshold,
+            s.tp,
+            s.reference_tp
+        );
+        assert!(
+            s.fp <= s.reference_fp,
+            "threshold {}: fp {} > {}",
+            s.threshold,
+            s.fp,
+            s.reference_fp
+        );
+        assert!(
+            s.fn_ <= s.reference_fn,
+            "threshold {}: fn {} > {}",
+            s.threshold,
+            s.fn_,
+            s.reference_fn
+        );
     }
 }
 

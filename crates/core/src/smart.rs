@@ -380,9 +380,12 @@ fn header(node: &TaxonomyNode) -> TaxonomyNode {
     TaxonomyNode { name: node.name.clone(), metadata: node.metadata.clone(), ..Default::default() }
 }
 
-/// Every text the walk can turn into an item: node names and items, tidied.
+/// Every text the walk can turn into an item, tidied: the names of childless nodes (labels)
+/// and all items. Names of inner nodes never become items, so they are not embedded.
 fn collect_texts(node: &TaxonomyNode, out: &mut Vec<String>) {
-    out.push(tidy(&node.name));
+    if node.children.is_empty() {
+        out.push(tidy(&node.name));
+    }
     out.extend(node.items.iter().map(|i| tidy(i)));
     for c in &node.children {
         collect_texts(c, out);
