@@ -270,3 +270,73 @@ fn finish_done(queue: &mut Queue) {
     }
     queue.jobs = kept;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adds a job of `texts` whose token ids all have `len` tokens.
+    fn push(queue: &mut Queue, texts: &[&str], len: usize) -> oneshot::Receiver<WorkResult> {
+        let (reply, receiver) = oneshot::channel();
+        let id = queue.next_id;
+        queue.next_id += 1;
+        let mut unscheduled = BTreeMap::new();
+        unscheduled.insert(len, (0..texts.len()).collect());
+        queue.jobs.push_back(Job {
+            id,
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            token_ids: vec![vec![1; len]; texts.len()],
+            unscheduled,
+            results: vec![None; texts.len()],
+            left: texts.len(),
+            reply,
+        });
+        receiver
+    }
+
+    fn names(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn a_small_request_is_not_starved_by_a_long_one() {
+        let mut queue = Queue::default();
+        let long = names("long", 1000);
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let _a = push(&mut queue, &long, 5);
+        let _b = push(&mut queue, &["x", "y", "z"], 5);
+        // 50 tokens of length 5: room for 10 sequences per batch.
+        let first = next_batch(&mut queue, 50).unwrap();
+        assert_eq!(first.inputs.len(), 10);
+        assert!(first.members.iter().all(|&(id, _, _)| id == 0));
+        let second = next_batch(&mut queue, 50).unwrap();
+        let small: Vec<_> = second.members.iter().filter(|m| m.0 == 1).collect();
+        assert_eq!(small.len(), 3, "the small job leads the second batch");
+        assert_eq!(second.inputs.len(), 10, "the long job tops it up");
+    }
+
+    #[test]
+    fn batches_hold_one_length_and_respect_the_token_budget() {
+        let mut queue = Queue::default();
+        let _a = push(&mut queue, &["a", "b", "c"], 3);
+        let _b = push(&mut queue, &["d", "e"], 7);
+        let batch = next_batch(&mut queue, 6).unwrap();
+        assert_eq!((batch.len, batch.inputs.len()), (3, 2));
+        let batch = next_batch(&mut queue, 6).unwrap();
+        // Longer than the budget: still one sequence at a time.
+        assert_eq!((batch.len, batch.inputs.len()), (7, 1));
+    }
+
+    #[test]
+    fn a_text_several_requests_ask_for_is_computed_once() {
+        let mut queue = Queue::default();
+        let _a = push(&mut queue, &["dog", "cat"], 3);
+        let _b = push(&mut queue, &["cat", "dog", "cow"], 3);
+        let batch = next_batch(&mut queue, 1000).unwrap();
+        assert_eq!(batch.inputs.len(), 3);
+        assert_eq!(batch.members.len(), 5);
+        let vectors: Vec<Vector> = (0..3).map(|i| Vector::from(vec![i as f32])).collect();
+        deliver(&mut queue, &batch, &vectors);
+        assert!(queue.jobs.is_empty(), "both jobs answered");
+    }
+}

@@ -335,3 +335,94 @@ fn decode_row(
         blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     vector.iter().all(|x| x.is_finite()).then(|| Vector::from(vector))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(path: Option<PathBuf>) -> CacheOptions {
+        CacheOptions { path, memory_bytes: 1 << 20 }
+    }
+
+    fn vector(seed: f32) -> Vector {
+        Vector::from(vec![seed, 1.0 - seed, 0.5])
+    }
+
+    #[test]
+    fn vectors_survive_a_reopen_and_stay_per_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/cache.sqlite");
+        let cache = EmbeddingCache::open(&options(Some(path.clone())), "model-a", 3);
+        assert!(cache.is_persistent());
+        cache.put_many(vec![("dog".into(), vector(0.25)), ("cat".into(), vector(0.75))]);
+        cache.close();
+
+        let reopened = EmbeddingCache::open(&options(Some(path.clone())), "model-a", 3);
+        assert_eq!(reopened.entries(), 2);
+        let got = reopened.get_many(&["dog", "cow", "cat"]);
+        assert_eq!(got[0].as_deref(), Some(&vector(0.25)[..]));
+        assert!(got[1].is_none());
+        assert_eq!(got[2].as_deref(), Some(&vector(0.75)[..]));
+        reopened.close();
+
+        let other_model = EmbeddingCache::open(&options(Some(path)), "model-b", 3);
+        assert_eq!(other_model.entries(), 0);
+        assert!(other_model.get_many(&["dog"])[0].is_none());
+    }
+
+    #[test]
+    fn a_damaged_row_is_a_miss_never_a_wrong_vector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.sqlite");
+        let cache = EmbeddingCache::open(&options(Some(path.clone())), "m", 3);
+        cache.put_many(vec![("dog".into(), vector(0.25)), ("cat".into(), vector(0.75))]);
+        cache.close();
+
+        // Flip the stored vector of "dog" behind the cache's back.
+        let conn = Connection::open(&path).unwrap();
+        let tampered = encode_vector(&[0.9, 0.1, 0.5]);
+        conn.execute("UPDATE embeddings SET vector = ?1 WHERE text = 'dog'", params![tampered])
+            .unwrap();
+        conn.execute("UPDATE embeddings SET vector = x'00' WHERE text = 'cat'", []).unwrap();
+        drop(conn);
+
+        let reopened = EmbeddingCache::open(&options(Some(path)), "m", 3);
+        let got = reopened.get_many(&["dog", "cat"]);
+        assert!(got[0].is_none(), "a checksum mismatch is a miss");
+        assert!(got[1].is_none(), "a short blob is a miss");
+        assert!(reopened.is_persistent());
+    }
+
+    #[test]
+    fn an_unusable_file_leaves_a_working_memory_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.sqlite");
+        std::fs::write(&path, b"not a database at all, just text".repeat(200)).unwrap();
+        let cache = EmbeddingCache::open(&options(Some(path.clone())), "m", 3);
+        assert!(!cache.is_persistent());
+        cache.put_many(vec![("dog".into(), vector(0.25))]);
+        assert_eq!(cache.get_many(&["dog"])[0].as_deref(), Some(&vector(0.25)[..]));
+        // The user's file is left as it was.
+        assert!(std::fs::read(&path).unwrap().starts_with(b"not a database"));
+
+        // A folder in place of the file cannot be opened either.
+        let folder = dir.path().join("folder.sqlite");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(!EmbeddingCache::open(&options(Some(folder)), "m", 3).is_persistent());
+    }
+
+    #[test]
+    fn the_memory_layer_is_bounded() {
+        let cache = EmbeddingCache::open(
+            &CacheOptions { path: None, memory_bytes: 10 * (3 * 4 + 96) },
+            "m",
+            3,
+        );
+        let entries: Vec<(String, Vector)> =
+            (0..50).map(|i| (format!("t{i}"), vector(i as f32))).collect();
+        cache.put_many(entries);
+        assert_eq!(cache.entries(), 10);
+        assert!(cache.get_many(&["t49"])[0].is_some());
+        assert!(cache.get_many(&["t0"])[0].is_none());
+    }
+}

@@ -162,6 +162,11 @@ impl MiniLm {
 }
 
 impl SentenceTokenizer {
+    /// Loads `tokenizer.json` with sentence-transformers' truncation and no padding.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Ok(Self(Arc::new(load_tokenizer(path)?)))
+    }
+
     /// Token ids of each text, `[CLS] ... [SEP]`, truncated to [`MAX_SEQ_LEN`].
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         let encodings = self
@@ -225,4 +230,79 @@ fn l2_normalize(mut v: Vec<f32>) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn model_dir() -> PathBuf {
+        std::env::var_os("WILDCARDS_MODEL_DIR")
+            .map(PathBuf::from)
+            .or_else(default_model_dir)
+            .expect("a model folder")
+    }
+
+    fn reference() -> serde_json::Value {
+        let path =
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/reference/minilm_reference.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn token_ids_match_sentence_transformers() {
+        let files = ModelFiles::in_dir(&model_dir()).unwrap();
+        let tokenizer = SentenceTokenizer::from_file(&files.tokenizer).unwrap();
+        let reference = reference();
+        let texts: Vec<&str> =
+            reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        let ids = tokenizer.tokenize(&texts).unwrap();
+        for (i, expected) in reference["input_ids"].as_array().unwrap().iter().enumerate() {
+            let expected: Vec<u32> =
+                expected.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(ids[i], expected, "token ids of {:?}", texts[i]);
+        }
+        assert_eq!(tokenizer.tokenize(&[""]).unwrap()[0], vec![101, 102]);
+        assert!(ids.iter().all(|s| s.len() <= MAX_SEQ_LEN));
+    }
+
+    #[test]
+    fn a_vector_does_not_depend_on_its_batch() {
+        let model = MiniLm::load(&ModelFiles::in_dir(&model_dir()).unwrap()).unwrap();
+        let words =
+            ["dog", "cat", "car", "tree", "house", "river", "apple", "chair", "bird", "stone"];
+        let texts: Vec<String> =
+            (0..64).map(|i| format!("{} {}", words[i % 10], words[(i / 10) % 10])).collect();
+        let ids = model
+            .tokenizer
+            .tokenize(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+            .unwrap();
+        let len = ids[0].len();
+        let same: Vec<&[u32]> = ids.iter().filter(|s| s.len() == len).map(Vec::as_slice).collect();
+        assert!(same.len() > 20);
+        let alone = model.encoder.embed_same_length(&same[..1]).unwrap();
+        for n in [2, 7, same.len()] {
+            let batch = model.encoder.embed_same_length(&same[..n]).unwrap();
+            assert_eq!(batch[0], alone[0], "batch of {n}");
+        }
+        // And the vectors are those of sentence-transformers.
+        let reference = reference();
+        let b64 = reference["empty_string"]["embedding_f32_b64"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let expected: Vec<f32> =
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let ours = &model.embed(&[""]).unwrap()[0];
+        let dot: f32 = ours.iter().zip(&expected).map(|(a, b)| a * b).sum();
+        assert!(dot > 0.9999, "cosine {dot}");
+    }
+
+    #[test]
+    fn a_missing_file_names_it_and_the_setup_command() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        let err = ModelFiles::in_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("tokenizer.json"), "{err}");
+        assert!(err.contains("scripts/fetch-model.sh"), "{err}");
+    }
 }

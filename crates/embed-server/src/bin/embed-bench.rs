@@ -1,0 +1,218 @@
+//! embed-bench: throughput of embed-server on the 11,166 Tencent category first names.
+//!
+//! Starts the `embed-server` binary that sits beside this one (same build) on a free loopback
+//! port with a fresh cache file, and measures through the real gRPC client:
+//! - cold, 1 client: every name computed by the model;
+//! - warm, 1 client: the same names again (memory layer);
+//! - warm after a restart, 1 client (SQLite layer);
+//! - cold, 4 clients: a fresh server, the names split into 4 disjoint quarters sent at once;
+//! - warm, 4 clients: each client sends all names at once;
+//!
+//! and the server's peak resident memory (VmHWM from /proc). Run it with the release build:
+//! `cargo run --release -p embed-server --bin embed-bench`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use wildcards_core::semantic::client::{self, ClientOptions, EmbedClient};
+use wildcards_core::semantic::embedder::Embedder;
+
+#[derive(Parser)]
+#[command(name = "embed-bench", about = "Benchmark embed-server on the Tencent category names")]
+struct Args {
+    /// Data folder holding tencent/dictionary_and_semantic_hierarchy.txt
+    /// [default: env WILDCARDS_DATA_DIR, else the per-user data dir]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use only the first N names (all 11,166 by default).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Extra arguments for embed-server (e.g. `--max-batch-tokens 8192`), space-separated.
+    #[arg(long, default_value = "")]
+    server_args: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let data_dir = wildcards_core::datasets::download::data_dir(args.data_dir.as_deref())?;
+    let mut names = tencent_first_names(&data_dir)?;
+    if let Some(limit) = args.limit {
+        names.truncate(limit);
+    }
+    let extra: Vec<String> = args.server_args.split_whitespace().map(String::from).collect();
+    println!(
+        "embed-bench: {} Tencent first names ({} distinct), {} cores, load average {}",
+        names.len(),
+        names.iter().collect::<std::collections::HashSet<_>>().len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average()
+    );
+
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("bench-cache.sqlite");
+    let mut rows = Vec::new();
+
+    let mut server = Server::start(&cache, &extra)?;
+    rows.push(run("cold, 1 client", &server, std::slice::from_ref(&names))?);
+    let cold_rss = server.peak_rss_mib();
+    rows.push(run("warm (memory), 1 client", &server, std::slice::from_ref(&names))?);
+    rows.push(run("warm (memory), 4 clients x all names", &server, &vec![names.clone(); 4])?);
+    let warm_rss = server.peak_rss_mib();
+    server.stop();
+
+    let server = Server::start(&cache, &extra)?;
+    rows.push(run(
+        "warm (SQLite, after restart), 1 client",
+        &server,
+        std::slice::from_ref(&names),
+    )?);
+    drop(server);
+
+    let cold4_cache = dir.path().join("bench-cache-4.sqlite");
+    let server = Server::start(&cold4_cache, &extra)?;
+    let quarters: Vec<Vec<String>> =
+        names.chunks(names.len().div_ceil(4)).map(<[String]>::to_vec).collect();
+    rows.push(run("cold, 4 clients x 1/4 of the names", &server, &quarters)?);
+    let cold4_rss = server.peak_rss_mib();
+    drop(server);
+
+    println!();
+    println!("| run | texts | seconds | texts/s | cache hits |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {} |",
+            row.label,
+            row.texts,
+            row.seconds,
+            row.texts as f64 / row.seconds,
+            row.hits
+        );
+    }
+    println!();
+    println!(
+        "server peak RSS (VmHWM): {} MiB after the cold 1-client run, {} MiB after the warm runs, {} MiB for the cold 4-client server",
+        fmt_mib(cold_rss),
+        fmt_mib(warm_rss),
+        fmt_mib(cold4_rss)
+    );
+    Ok(())
+}
+
+struct Row {
+    label: &'static str,
+    texts: usize,
+    seconds: f64,
+    hits: usize,
+}
+
+/// Every client (own connection, own thread) embeds its list; wall time over all of them.
+fn run(label: &'static str, server: &Server, lists: &[Vec<String>]) -> Result<Row> {
+    let clients: Vec<EmbedClient> = lists.iter().map(|_| server.client()).collect::<Result<_>>()?;
+    let started = Instant::now();
+    let results: Vec<Result<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .iter()
+            .zip(lists)
+            .map(|(client, texts)| scope.spawn(move || Ok(client.embed(texts)?.cache_hits)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("a client thread panicked")))
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let hits = results.into_iter().sum::<Result<usize>>()?;
+    let texts = lists.iter().map(Vec::len).sum();
+    eprintln!("  {label}: {texts} texts in {seconds:.2}s");
+    Ok(Row { label, texts, seconds, hits })
+}
+
+/// First comma-separated name of the 4th column, one per category line.
+fn tencent_first_names(data_dir: &Path) -> Result<Vec<String>> {
+    let path = data_dir.join("tencent/dictionary_and_semantic_hierarchy.txt");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("cannot read {}; pass --data-dir or set WILDCARDS_DATA_DIR", path.display())
+    })?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split('\t').nth(3))
+        .map(|names| names.split(',').next().unwrap_or("").trim().to_string())
+        .collect())
+}
+
+/// The embed-server binary beside this one, on a free loopback port.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(cache: &Path, extra: &[String]) -> Result<Self> {
+        let exe = std::env::current_exe()?;
+        let binary = exe.with_file_name(format!("embed-server{}", std::env::consts::EXE_SUFFIX));
+        if !binary.is_file() {
+            bail!(
+                "{} not found; build it first: cargo build --release -p embed-server",
+                binary.display()
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(&binary)
+            .args(["--addr", &address, "--cache"])
+            .arg(cache)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let server = Self { child, address };
+        client::wait_for_health(&server.address, Duration::from_secs(60))?;
+        Ok(server)
+    }
+
+    fn client(&self) -> Result<EmbedClient> {
+        EmbedClient::connect(ClientOptions::new(self.address.clone()))
+    }
+
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// SIGTERM and wait, so the cache is checkpointed before the next server opens it.
+    fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
+    }
+}
+
+fn fmt_mib(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "n/a".into())
+}
