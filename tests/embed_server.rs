@@ -327,3 +327,31 @@ fn a_token_is_required_when_configured() {
     // Health stays open so supervisors can probe without the token.
     assert!(wildcards_core::semantic::client::health(&server.address()).unwrap());
 }
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_closes_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("embeddings.sqlite");
+    // Three chunks of 500, all in flight at once.
+    let texts = tencent_names(1500);
+    let mut server = EmbedServer::with_cache(&cache).unwrap();
+    let client = server.client_with(|o| o.chunk_texts = 500).unwrap();
+    let watcher = server.client().unwrap();
+    let outcome = std::thread::scope(|scope| {
+        let request = scope.spawn(|| client.embed(&texts));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while watcher.info().unwrap().batches < 2 {
+            assert!(Instant::now() < deadline, "the request never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let status = server.terminate().unwrap();
+        (request.join().unwrap(), status)
+    });
+    let (answer, status) = outcome;
+    let answer = answer.expect("the in-flight request completes");
+    assert_eq!(answer.vectors.len(), texts.len());
+    assert!(status.success(), "{status}");
+    let log = server.log_text();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("embedding cache closed cleanly"), "{log}");
+}
