@@ -12,44 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::process::CommandExt;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use wildcards_core::semantic::client;
 
 /// The address used when neither `--server` nor the environment names one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 
-/// `host:port` or `http://host:port` -> a URI tonic accepts.
-pub fn uri(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
-/// Whether a gRPC server at `addr` reports itself serving (standard health service).
+/// Whether a server at `addr` answers its health check with SERVING within `timeout`.
 pub fn is_healthy(addr: &str, timeout: Duration) -> bool {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return false;
-    };
-    rt.block_on(async {
-        let Ok(ep) = tonic::transport::Endpoint::from_shared(uri(addr)) else { return false };
-        let ep = ep.connect_timeout(timeout).timeout(timeout);
-        let Ok(channel) = ep.connect().await else { return false };
-        let mut client = HealthClient::new(channel);
-        let req = HealthCheckRequest { service: String::new() };
-        match client.check(req).await {
-            Ok(r) => r.into_inner().status == ServingStatus::Serving as i32,
-            Err(_) => false,
-        }
-    })
-}
-
-/// The embedding client a worker uses.
-pub fn connect_embedder(addr: &str) -> Result<super::embed_client::GrpcEmbedder> {
-    super::embed_client::GrpcEmbedder::connect(addr)
-        .with_context(|| format!("connecting to the embed-server at {addr}"))
+    client::wait_for_health(addr, timeout).is_ok()
 }
 
 /// An embed-server batch-client started for this run; stopped (SIGTERM) when dropped.
@@ -91,7 +61,7 @@ impl PrivateServer {
                     tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
                 );
             }
-            if is_healthy(&server.addr, Duration::from_secs(1)) {
+            if is_healthy(&server.addr, Duration::from_millis(500)) {
                 return Ok(server);
             }
             if start.elapsed() > wait {

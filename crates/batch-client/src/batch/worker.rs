@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wildcards_core::datasets::download::{self, Progress};
@@ -31,9 +31,6 @@ pub struct WorkerOptions {
     pub data_dir: Option<PathBuf>,
     pub wordnet_dir: Option<PathBuf>,
 }
-
-/// How long embedding calls are retried when the server is unreachable (restarting).
-const EMBED_RETRY_FOR: Duration = Duration::from_secs(90);
 
 /// The worker's main loop; returns when stdin closes.
 pub fn run(opts: WorkerOptions) -> ExitCode {
@@ -103,8 +100,8 @@ impl WorkerEnv {
         let addr = self.opts.server.clone().context(
             "this job needs sentence embeddings but the batch has no embed-server address",
         )?;
-        let client = super::server::connect_embedder(&addr)?;
-        let e: Arc<dyn Embedder> = Arc::new(Retrying { inner: client, retry_for: EMBED_RETRY_FOR });
+        // Calls that fail because the server is down or restarting are retried for a while.
+        let e: Arc<dyn Embedder> = Arc::new(super::embed_client::GrpcEmbedder::connect(&addr)?);
         self.embedder = Some(Arc::clone(&e));
         Ok(e)
     }
@@ -231,36 +228,6 @@ impl Embedder for Counting {
     }
 }
 
-/// Retries a failed embedding call with backoff for a while, so that a job survives the
-/// embed-server being restarted under it (the client reconnects on the next call).
-struct Retrying<E> {
-    inner: E,
-    retry_for: Duration,
-}
-
-impl<E: Embedder> Embedder for Retrying<E> {
-    fn embed(&self, texts: &[String]) -> Result<Embeddings> {
-        let start = Instant::now();
-        let mut wait = Duration::from_millis(200);
-        loop {
-            match self.inner.embed(texts) {
-                Ok(e) => return Ok(e),
-                Err(e) if start.elapsed() + wait < self.retry_for => {
-                    eprintln!("worker: embedding call failed ({e:#}); retrying in {wait:?}");
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    return Err(e.context(format!(
-                        "the embed-server did not answer for {} s",
-                        self.retry_for.as_secs()
-                    )))
-                }
-            }
-        }
-    }
-}
-
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 /// Keeps the default panic output (stderr) and remembers where the panic happened, for the
@@ -293,42 +260,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    /// Fails its first `failures` calls (a server restarting), then answers.
-    struct Flaky {
-        failures: usize,
+    /// Answers every call; one cache hit per call.
+    struct Fixed {
         calls: AtomicUsize,
     }
 
-    impl Embedder for Flaky {
+    impl Embedder for Fixed {
         fn embed(&self, texts: &[String]) -> Result<Embeddings> {
-            if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
-                anyhow::bail!("connection refused");
-            }
+            self.calls.fetch_add(1, Ordering::SeqCst);
             Ok(Embeddings { dim: 1, vectors: vec![vec![1.0]; texts.len()], cache_hits: 1 })
         }
     }
 
     #[test]
-    fn embedding_calls_are_retried_until_the_server_is_back() {
-        let e = Retrying {
-            inner: Flaky { failures: 2, calls: AtomicUsize::new(0) },
-            retry_for: Duration::from_secs(10),
-        };
-        let texts = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(e.embed(&texts).unwrap().vectors.len(), 2);
-        assert_eq!(e.inner.calls.load(Ordering::SeqCst), 3);
-
-        let gives_up = Retrying {
-            inner: Flaky { failures: usize::MAX, calls: AtomicUsize::new(0) },
-            retry_for: Duration::from_millis(300),
-        };
-        let err = format!("{:#}", gives_up.embed(&texts).unwrap_err());
-        assert!(err.contains("did not answer") && err.contains("connection refused"), "{err}");
-    }
-
-    #[test]
     fn counting_adds_up_texts_and_cache_hits() {
-        let c = Counting::new(Arc::new(Flaky { failures: 0, calls: AtomicUsize::new(0) }));
+        let c = Counting::new(Arc::new(Fixed { calls: AtomicUsize::new(0) }));
         c.embed(&["a".to_string(), "b".to_string()]).unwrap();
         c.embed(&["c".to_string()]).unwrap();
         assert_eq!(c.totals(), (3, 2));
