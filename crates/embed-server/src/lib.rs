@@ -1,13 +1,14 @@
 //! embed-server: loads all-MiniLM-L6-v2 once and serves sentence embeddings over gRPC
 //! (`proto/embed.proto`), with dynamic batching and a SQLite cache.
 //!
-//! Modules: [`model`] (candle BERT + tokenizer, sentence-transformers semantics), [`batcher`]
+//! Modules: [`model`] (tokenizer, pooling, sentence-transformers semantics), [`encoder`] (the BERT forward pass on candle), [`batcher`]
 //! (merges concurrent requests into forward passes), [`cache`] (memory + SQLite), [`service`]
 //! (the gRPC handlers), [`auth`] (optional bearer token), [`server`] (start-up and shutdown).
 
 pub mod auth;
 pub mod batcher;
 pub mod cache;
+pub mod encoder;
 pub mod model;
 pub mod server;
 pub mod service;

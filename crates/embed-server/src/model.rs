@@ -11,7 +11,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+
+use crate::encoder::{Bert, BertConfig};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -108,7 +109,7 @@ pub struct SentenceTokenizer(Arc<Tokenizer>);
 
 /// The BERT encoder plus pooling and normalisation.
 pub struct Encoder {
-    model: BertModel,
+    model: Bert,
     dim: usize,
 }
 
@@ -117,7 +118,7 @@ impl MiniLm {
     pub fn load(files: &ModelFiles) -> Result<Self> {
         let config_text = std::fs::read_to_string(&files.config)
             .with_context(|| format!("cannot read {}", files.config.display()))?;
-        let config: Config = serde_json::from_str(&config_text).with_context(|| {
+        let config: BertConfig = serde_json::from_str(&config_text).with_context(|| {
             format!("{} is not a BERT config.json: {SETUP_HINT}", files.config.display())
         })?;
         let tokenizer = load_tokenizer(&files.tokenizer)?;
@@ -127,7 +128,7 @@ impl MiniLm {
             VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)
         }
         .with_context(|| format!("cannot load weights {}", files.weights.display()))?;
-        let model = BertModel::load(vb, &config).with_context(|| {
+        let model = Bert::load(vb, &config).with_context(|| {
             format!(
                 "{} does not hold BERT weights matching {}",
                 files.weights.display(),
@@ -195,10 +196,9 @@ impl Encoder {
         }
         let flat: Vec<u32> = seqs.iter().flat_map(|s| s.iter().copied()).collect();
         let input_ids = Tensor::from_vec(flat, (seqs.len(), len), &Device::Cpu)?;
-        let token_type_ids = input_ids.zeros_like()?;
-        // All positions are real tokens: the attention mask is all ones, which is what
-        // sentence-transformers feeds for these tokens too (padding never gets attention).
-        let hidden = self.model.forward(&input_ids, &token_type_ids, None)?;
+        // All positions are real tokens (no padding): nothing to mask, as in
+        // sentence-transformers, where padding never gets attention either.
+        let hidden = self.model.forward(&input_ids)?;
         // Mean pooling over the (all-ones) mask = mean over the sequence axis.
         let pooled = (hidden.sum(1)? / len as f64)?;
         let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
