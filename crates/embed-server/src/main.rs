@@ -50,9 +50,10 @@ struct ServeArgs {
     addr: String,
     /// Folder with config.json, tokenizer.json and model.safetensors
     /// [default: ~/.cache/wildcards-gen/models/all-MiniLM-L6-v2]
-    #[arg(long, env = "WILDCARDS_MODEL_DIR", conflicts_with = "model")]
+    #[arg(long, env = "WILDCARDS_MODEL_DIR")]
     model_dir: Option<PathBuf>,
-    /// Hugging Face hub model id to download instead (needs network access to the hub).
+    /// Hugging Face hub model id to download instead; wins over --model-dir and
+    /// WILDCARDS_MODEL_DIR (needs network access to the hub).
     #[arg(long)]
     model: Option<String>,
     /// SQLite cache file [default: ~/.cache/wildcards-gen/embeddings.sqlite]
