@@ -2,7 +2,9 @@
 //! by the real batch-client with `--workers 2` and a private embed-server (nothing answers at
 //! the `--server` address given, so batch-client starts one): once as written, once with
 //! semantic cleaning and arrangement. report.md and summary.csv are checked row by row
-//! against every job's `.stats.json`.
+//! against every job's `.stats.json`. The manifest names `baseline` as `config.baseline`, so
+//! both files also carry the Jaccard and ARI of each job against it, checked against
+//! `wildcards-gen compare`.
 
 mod batch_support;
 
@@ -11,11 +13,12 @@ use std::collections::HashMap;
 use batch_support::{check_row_against_stats, row, Batch};
 use wildcards_gen::workspace_root;
 
-/// The seed manifest with its outputs in `out/` and `extra` added to `base_params`.
+/// The seed manifest with its outputs in `out/`, the job `baseline` as `config.baseline`, and
+/// `extra` added to `base_params`.
 fn seed_manifest(extra: &str) -> String {
     let text = std::fs::read_to_string(workspace_root().join("tests/manifests/seed.yaml"))
         .expect("seed manifest");
-    text.replace("output_dir: seed_results", "output_dir: out")
+    text.replace("output_dir: seed_results", "output_dir: out\n  baseline: baseline")
         .replace("base_params: {smart: true}", &format!("base_params: {{smart: true{extra}}}"))
 }
 
@@ -48,7 +51,41 @@ fn run_seed(extra: &str, varying: &str) -> (Batch, Vec<HashMap<String, String>>)
     let header = header.lines().next().unwrap_or_default().to_string();
     let expected = format!("job,{varying},status,error,duration_s,file_bytes,categories,");
     assert!(header.starts_with(&expected), "{header}");
+    check_baseline_columns(&b, &rows, &report);
     (b, rows)
+}
+
+/// The `*_vs_baseline` columns: 1 and 1 for the baseline itself, and for every job the numbers
+/// `wildcards-gen compare JOB.yaml BASELINE.yaml --format json` gives, in both files.
+fn check_baseline_columns(b: &Batch, rows: &[HashMap<String, String>], report: &str) {
+    assert!(report.contains("- Baseline: `baseline`"), "{report}");
+    assert!(report.contains("| Jaccard vs baseline | ARI vs baseline |"), "{report}");
+    let base = row(rows, "baseline");
+    assert_eq!(
+        (base["jaccard_vs_baseline"].as_str(), base["ari_vs_baseline"].as_str()),
+        ("1.0000", "1.0000")
+    );
+    let mut ari_below_one = 0;
+    for r in rows {
+        let job = b.out().join(format!("tencent_{}.yaml", r["job"]));
+        let out = std::process::Command::new(wildcards_gen::binary("wildcards-gen"))
+            .arg("compare")
+            .arg(&job)
+            .arg(b.out().join("tencent_baseline.yaml"))
+            .args(["--format", "json"])
+            .output()
+            .expect("run compare");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("compare json");
+        let cell = |key: &str| format!("{:.4}", c[key].as_f64().expect(key));
+        assert_eq!(r["jaccard_vs_baseline"], cell("jaccard"), "{}", r["job"]);
+        assert_eq!(r["ari_vs_baseline"], cell("ari"), "{}", r["job"]);
+        let line =
+            report.lines().find(|l| l.starts_with(&format!("| {} |", r["job"]))).expect("row");
+        assert!(line.ends_with(&format!("| {} | {} |", cell("jaccard"), cell("ari"))), "{line}");
+        ari_below_one += usize::from(cell("ari") != "1.0000");
+    }
+    assert!(ari_below_one >= 2, "other leaf sizes group the items differently from the baseline");
 }
 
 fn file(b: &Batch, job: &str) -> Vec<u8> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::compare::{self, Comparison};
 use crate::job::{JobOutcome, JobSpec, JobStatus};
 use crate::manifest::varying_params;
 
@@ -81,6 +82,55 @@ fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
 pub struct JobRecord {
     pub spec: JobSpec,
     pub outcome: JobOutcome,
+    /// This job's output compared with the baseline job's (`config.baseline`), when both
+    /// outputs exist and could be read; see [`compare_with_baseline`].
+    pub vs_baseline: Option<Comparison>,
+}
+
+impl JobRecord {
+    pub fn new(spec: JobSpec, outcome: JobOutcome) -> Self {
+        Self { spec, outcome, vs_baseline: None }
+    }
+}
+
+/// Compares every successful job's skeleton with the baseline job's (`config.baseline`):
+/// Jaccard of the item sets and ARI of the groupings, for the `*_vs_baseline` columns.
+/// Returns a note for each comparison that could not be made (baseline failed, an output
+/// that is not a skeleton YAML, ...) so that the report can say why a cell is empty.
+pub fn compare_with_baseline(records: &mut [JobRecord], baseline: &str) -> Vec<String> {
+    records.iter_mut().for_each(|r| r.vs_baseline = None);
+    let mut notes = Vec::new();
+    let Some(base) = records.iter().find(|r| r.spec.name == baseline) else {
+        return vec![format!("baseline job `{baseline}` is not in this batch")];
+    };
+    if !base.outcome.status.is_success() {
+        return vec![format!(
+            "baseline job `{baseline}` has no output ({}), so no job is compared with it",
+            base.outcome.status.as_str()
+        )];
+    }
+    let base_tree = match crate::output::read_yaml(&base.spec.output) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("baseline job `{baseline}`: {e:#}")],
+    };
+    for r in records.iter_mut().filter(|r| r.outcome.status.is_success()) {
+        match crate::output::read_yaml(&r.spec.output) {
+            Ok(tree) => r.vs_baseline = Some(compare::compare_trees(&tree, &base_tree)),
+            Err(e) => notes.push(format!("job `{}`: {e:#}", r.spec.name)),
+        }
+    }
+    notes
+}
+
+/// The comparison columns of summary.csv, present when the manifest names a baseline.
+pub const BASELINE_COLUMNS: &[&str] = &["jaccard_vs_baseline", "ari_vs_baseline"];
+
+/// The baseline cells of a record (empty when it was not compared).
+fn baseline_cells(r: &JobRecord) -> [String; 2] {
+    match &r.vs_baseline {
+        Some(c) => [format!("{:.4}", c.jaccard), format!("{:.4}", c.ari)],
+        None => [String::new(), String::new()],
+    }
 }
 
 /// Facts about the whole run for the report's header.
@@ -98,6 +148,10 @@ pub struct RunInfo {
     pub worker_peak_rss_kb: Vec<u64>,
     /// Peak resident memory of the private embed-server, KiB (unknown for a shared one).
     pub server_peak_rss_kb: Option<u64>,
+    /// The manifest's `config.baseline` job, when set: adds the `*_vs_baseline` columns.
+    pub baseline: Option<String>,
+    /// Why some baseline comparisons are missing (see [`compare_with_baseline`]).
+    pub baseline_notes: Vec<String>,
 }
 
 /// The metric columns of summary.csv, after the varying parameters (DESIGN.md "Report").
@@ -145,19 +199,25 @@ fn metric_cells(r: &JobRecord) -> Vec<String> {
 }
 
 /// summary.csv: a header row, then one row a job: `job`, every parameter that varies across
-/// the jobs, then [`METRIC_COLUMNS`].
-pub fn summary_csv(records: &[JobRecord]) -> Result<String> {
+/// the jobs, then [`METRIC_COLUMNS`], then [`BASELINE_COLUMNS`] when a baseline is named.
+pub fn summary_csv(records: &[JobRecord], baseline: Option<&str>) -> Result<String> {
     let specs: Vec<JobSpec> = records.iter().map(|r| r.spec.clone()).collect();
     let varying = varying_params(&specs);
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["job".to_string()];
     header.extend(varying.iter().cloned());
     header.extend(METRIC_COLUMNS.iter().map(|c| c.to_string()));
+    if baseline.is_some() {
+        header.extend(BASELINE_COLUMNS.iter().map(|c| c.to_string()));
+    }
     w.write_record(&header)?;
     for r in records {
         let mut row = vec![r.spec.name.clone()];
         row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
         row.extend(metric_cells(r));
+        if baseline.is_some() {
+            row.extend(baseline_cells(r));
+        }
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing summary.csv: {e}"))?;
@@ -203,6 +263,15 @@ pub fn report_md(info: &RunInfo, records: &[JobRecord]) -> String {
             kb as f64 / 1024.0
         ));
     }
+    if let Some(b) = &info.baseline {
+        md.push_str(&format!(
+            "- Baseline: `{b}` (Jaccard of the item sets and adjusted Rand index of the \
+             groupings against its output)\n"
+        ));
+        for note in &info.baseline_notes {
+            md.push_str(&format!("  - not compared: {note}\n"));
+        }
+    }
     md.push_str("\n## Results\n\n");
     let mut header = vec!["job".to_string()];
     header.extend(varying.iter().cloned());
@@ -222,6 +291,9 @@ pub fn report_md(info: &RunInfo, records: &[JobRecord]) -> String {
         ]
         .map(String::from),
     );
+    if info.baseline.is_some() {
+        header.extend(["Jaccard vs baseline", "ARI vs baseline"].map(String::from));
+    }
     md.push_str(&md_row(&header));
     md.push_str(&md_row(&header.iter().map(|_| "---".to_string()).collect::<Vec<_>>()));
     for r in records {
@@ -247,6 +319,9 @@ pub fn report_md(info: &RunInfo, records: &[JobRecord]) -> String {
             embedded,
             c[3].clone(),
         ]);
+        if info.baseline.is_some() {
+            row.extend(baseline_cells(r));
+        }
         md.push_str(&md_row(&row));
     }
     let failed: Vec<&JobRecord> =
@@ -281,7 +356,7 @@ pub fn write_reports(info: &RunInfo, records: &[JobRecord]) -> Result<(PathBuf, 
     let md = info.output_dir.join("report.md");
     let csv = info.output_dir.join("summary.csv");
     write_atomic(&md, report_md(info, records).as_bytes())?;
-    write_atomic(&csv, summary_csv(records)?.as_bytes())?;
+    write_atomic(&csv, summary_csv(records, info.baseline.as_deref())?.as_bytes())?;
     Ok((md, csv))
 }
 
@@ -322,22 +397,22 @@ mod tests {
             embed_cache_hits: 12,
         };
         vec![
-            JobRecord {
-                spec: m.jobs[0].clone(),
-                outcome: JobOutcome {
+            JobRecord::new(
+                m.jobs[0].clone(),
+                JobOutcome {
                     status: JobStatus::Succeeded,
                     error: None,
                     duration_s: 1.25,
                     metrics: Some(metrics),
                 },
-            },
-            JobRecord { spec: m.jobs[1].clone(), outcome: JobOutcome::failed("boom | bad", 0.5) },
+            ),
+            JobRecord::new(m.jobs[1].clone(), JobOutcome::failed("boom | bad", 0.5)),
         ]
     }
 
     #[test]
     fn summary_has_varying_params_then_metrics() {
-        let csv = summary_csv(&records()).unwrap();
+        let csv = summary_csv(&records(), None).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
@@ -361,5 +436,47 @@ mod tests {
         assert!(md.contains("| b | 9 | failed |"), "{md}");
         assert!(md.contains("### b") && md.contains("boom | bad"), "{md}");
         assert!(md.contains("1 succeeded, 0 resumed, 1 failed"), "{md}");
+    }
+
+    #[test]
+    fn baseline_columns_compare_each_output_with_the_baseline_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records();
+        recs[0].spec.output = dir.path().join("a.yaml");
+        recs[1].spec.output = dir.path().join("b.yaml");
+        std::fs::write(&recs[0].spec.output, "root:\n  x: [a, b]\n  y: [c, d]\n").unwrap();
+        std::fs::write(&recs[1].spec.output, "root:\n  x: [a, b, c]\n  y: [d, e]\n").unwrap();
+        // b failed: only a is compared (with itself).
+        assert!(compare_with_baseline(&mut recs, "a").is_empty());
+        assert_eq!(recs[0].vs_baseline.as_ref().map(|c| (c.jaccard, c.ari)), Some((1.0, 1.0)));
+        assert!(recs[1].vs_baseline.is_none());
+        let csv = summary_csv(&recs, Some("a")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with(",embed_cache_hits,jaccard_vs_baseline,ari_vs_baseline"));
+        assert!(lines[1].ends_with(",12,1.0000,1.0000"), "{csv}");
+        assert!(lines[2].ends_with(",,,"), "{csv}");
+
+        // b succeeded: 4 common items of 5, grouped {a,b},{c,d} vs {a,b,c},{d}.
+        recs[1].outcome.status = JobStatus::Succeeded;
+        assert!(compare_with_baseline(&mut recs, "a").is_empty());
+        let c = recs[1].vs_baseline.clone().unwrap();
+        assert_eq!((c.common_items, c.union_items), (4, 5));
+        assert!((c.jaccard - 0.8).abs() < 1e-12);
+        let info = RunInfo { baseline: Some("a".into()), ..Default::default() };
+        let md = report_md(&info, &recs);
+        assert!(md.contains(&format!("| 0.8000 | {:.4} |", c.ari)), "{md}");
+
+        // A failed baseline: no job is compared, and the report says why.
+        recs[0].outcome = JobOutcome::failed("boom", 0.1);
+        let notes = compare_with_baseline(&mut recs, "a");
+        assert_eq!(
+            notes,
+            ["baseline job `a` has no output (failed), so no job is compared with it"]
+        );
+        let info =
+            RunInfo { baseline: Some("a".into()), baseline_notes: notes, ..Default::default() };
+        assert!(
+            report_md(&info, &recs).contains("  - not compared: baseline job `a` has no output")
+        );
     }
 }

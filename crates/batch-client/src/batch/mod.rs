@@ -226,19 +226,23 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let interrupted = stop.load(Ordering::SeqCst);
     progress.finish();
 
-    let records: Vec<JobRecord> = m
+    let mut records: Vec<JobRecord> = m
         .jobs
         .iter()
-        .map(|spec| JobRecord {
-            spec: spec.clone(),
-            outcome: outcomes.remove(&spec.index).unwrap_or(JobOutcome {
+        .map(|spec| {
+            let outcome = outcomes.remove(&spec.index).unwrap_or(JobOutcome {
                 status: JobStatus::NotRun,
                 error: None,
                 duration_s: 0.0,
                 metrics: None,
-            }),
+            });
+            JobRecord::new(spec.clone(), outcome)
         })
         .collect();
+    let baseline_notes = match &m.config.baseline {
+        Some(b) => report::compare_with_baseline(&mut records, b),
+        None => Vec::new(),
+    };
     let server_note = match (&server, &private) {
         (Some(addr), Some(_)) => Some(format!("{addr} (private, started and stopped by this run)")),
         (Some(addr), None) => Some(format!("{addr} (shared)")),
@@ -255,6 +259,8 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
         server_peak_rss_kb: private
             .as_ref()
             .and_then(|p| protocol::peak_rss_kb(&p.pid().to_string())),
+        baseline: m.config.baseline.clone(),
+        baseline_notes,
     };
     let written = report::write_reports(&info, &records);
     if let Some(p) = private {

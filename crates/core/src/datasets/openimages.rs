@@ -162,7 +162,7 @@ pub fn primary_synset<'w>(wn: &'w WordNet, name: &str) -> Option<&'w Synset> {
         "noun.body",
         "noun.substance",
     ];
-    let rank = |s: &Synset| match s.lexname.as_str() {
+    let rank = |s: &Synset| match &*s.lexname {
         l if CONCRETE.contains(&l) => 0,
         "noun.person" => 2,
         _ => 1,
@@ -495,7 +495,7 @@ mod tests {
 
     #[test]
     fn primary_synset_prefers_concrete_senses() {
-        assert_eq!(primary_synset(wn(), "Orange").unwrap().lexname, "noun.food");
+        assert_eq!(&*primary_synset(wn(), "Orange").unwrap().lexname, "noun.food");
         assert_eq!(primary_synset(wn(), "Dog").unwrap().wnid(), "n02084071");
         assert!(primary_synset(wn(), "Zzzqx").is_none());
     }

