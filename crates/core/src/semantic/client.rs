@@ -285,7 +285,7 @@ impl EmbedClient {
         // Each answer is split into vectors as it arrives and its flat buffer dropped, so the
         // job never holds the whole tree's embeddings twice (a worker stays light: ~13 MB of
         // vectors for Tencent, not ~27 MB).
-        let mut answers: Vec<Option<(Vec<Vec<f32>>, usize, usize)>> = vec![None; chunks.len()];
+        let mut answers: Vec<Option<Embeddings>> = vec![None; chunks.len()];
         while let Some(joined) = tasks.join_next().await {
             let (index, answer) = joined.context("an embed task failed")?;
             // The first failure ends the call; the JoinSet cancels the rest on drop.
@@ -300,16 +300,16 @@ impl EmbedClient {
                 );
             }
             let vectors = answer.values.chunks_exact(dim).map(<[f32]>::to_vec).collect();
-            answers[index] = Some((vectors, dim, answer.cache_hits as usize));
+            answers[index] =
+                Some(Embeddings { dim, vectors, cache_hits: answer.cache_hits as usize });
         }
         let mut out = Embeddings::default();
         out.vectors.reserve(texts.len());
         for answer in answers {
-            let (vectors, dim, hits) =
-                answer.ok_or_else(|| anyhow!("an embed chunk got no answer"))?;
-            out.dim = dim;
-            out.cache_hits += hits;
-            out.vectors.extend(vectors);
+            let answer = answer.ok_or_else(|| anyhow!("an embed chunk got no answer"))?;
+            out.dim = answer.dim;
+            out.cache_hits += answer.cache_hits;
+            out.vectors.extend(answer.vectors);
             self.requests.fetch_add(1, Ordering::Relaxed);
         }
         self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
