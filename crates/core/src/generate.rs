@@ -205,12 +205,10 @@ fn strip_glosses(node: &mut TaxonomyNode) {
 mod tests {
     use super::*;
     use crate::params::Params;
+    use crate::test_support::data_dir;
 
     fn ctx() -> GenerateContext<'static> {
-        let data = std::env::var_os("WILDCARDS_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
-        GenerateContext::new(data, Arc::new(WordNet::locate(None).unwrap()))
+        GenerateContext::new(data_dir(), Arc::new(WordNet::locate(None).unwrap()))
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod shaper;
 pub mod smart;
 pub mod stats;
 pub mod taxonomy;
+#[cfg(test)]
+mod test_support;
 pub mod wordnet;
 
 /// Generated gRPC code for `proto/embed.proto` (client and server).

@@ -845,13 +845,7 @@ fn apply_suffix_rules(forms: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::OnceLock;
-
-    /// The real database, loaded once for all tests of this module.
-    fn wn() -> &'static WordNet {
-        static WN: OnceLock<WordNet> = OnceLock::new();
-        WN.get_or_init(|| WordNet::locate(None).expect("WordNet 3.0 is installed (wordnet-base)"))
-    }
+    use crate::test_support::wn;
 
     fn by_name(name: &str) -> &'static Synset {
         wn().synset_by_name(name).unwrap_or_else(|| panic!("{name} in WordNet"))

@@ -229,19 +229,7 @@ pub fn build_tree(wn: &WordNet, cats: &[Category]) -> Result<TaxonomyNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::sync::OnceLock;
-
-    fn wn() -> &'static WordNet {
-        static WN: OnceLock<WordNet> = OnceLock::new();
-        WN.get_or_init(|| WordNet::locate(None).expect("WordNet 3.0 is installed (wordnet-base)"))
-    }
-
-    fn data_dir() -> PathBuf {
-        std::env::var_os("WILDCARDS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        })
-    }
+    use crate::test_support::{data_dir, wn};
 
     #[test]
     fn eighty_labels_under_twelve_supercategories() {

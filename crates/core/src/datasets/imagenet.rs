@@ -274,30 +274,11 @@ impl Builder<'_> {
 mod tests {
     use super::*;
     use crate::params::Params;
+    use crate::test_support::{data_dir, labels, wn};
     use std::collections::BTreeSet;
-    use std::path::PathBuf;
-    use std::sync::OnceLock;
-
-    fn wn() -> &'static WordNet {
-        static WN: OnceLock<WordNet> = OnceLock::new();
-        WN.get_or_init(|| WordNet::locate(None).expect("WordNet 3.0 is installed (wordnet-base)"))
-    }
-
-    fn data_dir() -> PathBuf {
-        std::env::var_os("WILDCARDS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        })
-    }
 
     fn cfg(params: Params) -> Config {
         params.resolve(crate::params::Dataset::Imagenet)
-    }
-
-    /// Labels of a raw tree: leaf node names and direct items.
-    fn labels(tree: &TaxonomyNode) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = tree.leaf_names().into_iter().collect();
-        out.extend(tree.all_items());
-        out
     }
 
     fn find<'t>(tree: &'t TaxonomyNode, name: &str) -> Option<&'t TaxonomyNode> {

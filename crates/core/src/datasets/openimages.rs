@@ -393,29 +393,11 @@ fn add_by_hypernym_path(wn: &WordNet, more: &mut TaxonomyNode, s: &Synset, mut l
 mod tests {
     use super::*;
     use crate::params::{Dataset, Params};
+    use crate::test_support::{data_dir, labels, wn};
     use std::collections::BTreeSet;
-    use std::path::PathBuf;
-    use std::sync::OnceLock;
-
-    fn wn() -> &'static WordNet {
-        static WN: OnceLock<WordNet> = OnceLock::new();
-        WN.get_or_init(|| WordNet::locate(None).expect("WordNet 3.0 is installed (wordnet-base)"))
-    }
-
-    fn data_dir() -> PathBuf {
-        std::env::var_os("WILDCARDS_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        })
-    }
 
     fn cfg(bbox_only: bool) -> Config {
         Params { bbox_only: Some(bbox_only), ..Default::default() }.resolve(Dataset::Openimages)
-    }
-
-    fn labels(tree: &TaxonomyNode) -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = tree.leaf_names().into_iter().collect();
-        out.extend(tree.all_items());
-        out
     }
 
     fn find<'t>(tree: &'t TaxonomyNode, name: &str) -> Option<&'t TaxonomyNode> {

@@ -247,10 +247,7 @@ mod tests {
 
     #[test]
     fn loads_the_full_shared_file() {
-        let data = std::env::var_os("WILDCARDS_DATA_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
-        let path = FILE.path_in(&data);
+        let path = FILE.path_in(&crate::test_support::data_dir());
         let tree = load(&path, &no_gloss).unwrap();
         // 11,166 categories plus the virtual root.
         assert_eq!(tree.count_nodes(), 11_167);
