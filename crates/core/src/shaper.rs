@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::params::Config;
-use crate::smart::{orphan_label, override_for};
+use crate::smart::{config_for, orphan_label};
 use crate::taxonomy::TaxonomyNode;
 
 /// Runs every pass over `root` with the job's configuration (smart overrides included).
@@ -132,14 +132,7 @@ fn absorb(into: &mut TaxonomyNode, other: TaxonomyNode) {
 // ---------------------------------------------------------------- pass 2
 
 fn restructure(node: &mut TaxonomyNode, cfg: &Config, is_top: bool) {
-    let overridden;
-    let cfg = match override_for(cfg, node) {
-        Some(p) => {
-            overridden = cfg.with_overrides(p);
-            &overridden
-        }
-        None => cfg,
-    };
+    let cfg = &*config_for(cfg, node);
     for c in &mut node.children {
         restructure(c, cfg, false);
     }

@@ -24,6 +24,7 @@
 //! Flattening is where the semantic engine plugs in: see [`Pruner::semantic_clean`] and
 //! [`Pruner::semantic_arrange`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
@@ -77,6 +78,16 @@ pub fn override_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Option<&'a Para
     }
     let name = node.name.trim();
     cfg.smart_overrides.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, p)| p)
+}
+
+/// The configuration that holds for `node`: `cfg` with the node's smart overrides applied, or
+/// `cfg` itself (borrowed, no copy) when none apply. Both the pruning and the shaping walk call
+/// this at every node so that an override reaches the whole subtree in both passes.
+pub fn config_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Cow<'a, Config> {
+    match override_for(cfg, node) {
+        Some(p) => Cow::Owned(cfg.with_overrides(p)),
+        None => Cow::Borrowed(cfg),
+    }
 }
 
 /// Reads a smart-config file: a YAML mapping of category name or wnid to parameter
@@ -177,14 +188,7 @@ impl Pruner<'_> {
         if !self.take_budget(node) {
             return Ok(Outcome::default());
         }
-        let overridden;
-        let cfg = match override_for(cfg, node) {
-            Some(p) => {
-                overridden = cfg.with_overrides(p);
-                &overridden
-            }
-            None => cfg,
-        };
+        let cfg = &*config_for(cfg, node);
         let is_root = is_top || node.metadata.is_root;
 
         if node.children.is_empty() {
