@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::params::{Config, Dataset, Params};
+use crate::stats::StructureStats;
 
 /// Where in the manifest a job was defined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,13 +114,10 @@ impl JobStatus {
 /// The numbers of one finished job, as report.md and summary.csv show them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobMetrics {
-    pub file_bytes: u64,
-    pub categories: usize,
-    pub leaf_lists: usize,
-    pub items: usize,
-    pub max_depth: usize,
-    pub avg_branching: f64,
-    pub avg_leaf_size: f64,
+    /// The skeleton's shape, as its `.stats.json` records it (flattened: the JSON line keeps
+    /// one flat object of numbers).
+    #[serde(flatten)]
+    pub structure: StructureStats,
     /// Outliers the lint finds at the job's `semantic_threshold` (only when analysed).
     pub outliers: Option<usize>,
     /// Texts the job sent to the embedding service, and how many it served from its cache.

@@ -182,13 +182,13 @@ fn metric_cells(r: &JobRecord) -> Vec<String> {
     ];
     match &o.metrics {
         Some(m) => cells.extend([
-            m.file_bytes.to_string(),
-            m.categories.to_string(),
-            m.leaf_lists.to_string(),
-            m.items.to_string(),
-            m.max_depth.to_string(),
-            format!("{:.2}", m.avg_branching),
-            format!("{:.2}", m.avg_leaf_size),
+            m.structure.file_bytes.to_string(),
+            m.structure.categories.to_string(),
+            m.structure.leaf_lists.to_string(),
+            m.structure.items.to_string(),
+            m.structure.max_depth.to_string(),
+            format!("{:.2}", m.structure.avg_branching),
+            format!("{:.2}", m.structure.avg_leaf_size),
             m.outliers.map(|n| n.to_string()).unwrap_or_default(),
             m.embed_texts.to_string(),
             m.embed_cache_hits.to_string(),
@@ -377,6 +377,7 @@ mod tests {
     use super::*;
     use crate::job::JobMetrics;
     use crate::manifest;
+    use crate::stats::StructureStats;
 
     fn records() -> Vec<JobRecord> {
         let m = manifest::parse(
@@ -385,13 +386,15 @@ mod tests {
         )
         .unwrap();
         let metrics = JobMetrics {
-            file_bytes: 120,
-            categories: 7,
-            leaf_lists: 4,
-            items: 30,
-            max_depth: 3,
-            avg_branching: 2.5,
-            avg_leaf_size: 7.5,
+            structure: StructureStats {
+                file_bytes: 120,
+                categories: 7,
+                leaf_lists: 4,
+                items: 30,
+                max_depth: 3,
+                avg_branching: 2.5,
+                avg_leaf_size: 7.5,
+            },
             outliers: Some(2),
             embed_texts: 30,
             embed_cache_hits: 12,

@@ -366,15 +366,8 @@ fn previous_outcome(job: &JobSpec) -> Option<JobOutcome> {
 
 /// The report numbers of a job as its stats file records them.
 pub fn metrics_from_stats(stats: &StatsFile, batch: &BatchStats) -> JobMetrics {
-    let s = &stats.structure;
     JobMetrics {
-        file_bytes: s.file_bytes,
-        categories: s.categories,
-        leaf_lists: s.leaf_lists,
-        items: s.items,
-        max_depth: s.max_depth,
-        avg_branching: s.avg_branching,
-        avg_leaf_size: s.avg_leaf_size,
+        structure: stats.structure.clone(),
         outliers: stats.lint.as_ref().map(|l| l.outliers),
         embed_texts: batch.embed_texts,
         embed_cache_hits: batch.embed_cache_hits,

@@ -171,9 +171,9 @@ fn finished_line(job: &JobSpec, o: &JobOutcome) -> String {
             "ok     {} {:.1} s: {} categories, {} lists, {} items{}",
             job.name,
             o.duration_s,
-            m.categories,
-            m.leaf_lists,
-            m.items,
+            m.structure.categories,
+            m.structure.leaf_lists,
+            m.structure.items,
             m.outliers.map(|n| format!(", {n} outliers")).unwrap_or_default()
         ),
         (JobStatus::Failed, _) => format!(

@@ -140,15 +140,8 @@ impl WorkerEnv {
         };
         let (embed_texts, embed_cache_hits) =
             counting.as_ref().map(Counting::totals).unwrap_or_default();
-        let s = &generated.stats;
         let metrics = JobMetrics {
-            file_bytes: s.file_bytes,
-            categories: s.categories,
-            leaf_lists: s.leaf_lists,
-            items: s.items,
-            max_depth: s.max_depth,
-            avg_branching: s.avg_branching,
-            avg_leaf_size: s.avg_leaf_size,
+            structure: generated.stats.clone(),
             outliers: lint.as_ref().map(|l| l.outliers),
             embed_texts,
             embed_cache_hits,
