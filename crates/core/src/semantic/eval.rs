@@ -362,14 +362,14 @@ mod tests {
 
     #[test]
     fn hypernym_check_follows_the_reference_method() {
-        let wn = WordNet::locate(None).expect("WordNet installed");
+        let wn = crate::test_support::wn();
         let snakes: Vec<String> = ["python", "tiger snake", "glossy snake", "bread"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert!(name_is_hypernym(&wn, "snake", &snakes));
-        assert!(name_is_hypernym(&wn, "snake (python)", &snakes));
-        assert!(!name_is_hypernym(&wn, "bread", &snakes));
-        assert!(!name_is_hypernym(&wn, "zzzz", &snakes));
+        assert!(name_is_hypernym(wn, "snake", &snakes));
+        assert!(name_is_hypernym(wn, "snake (python)", &snakes));
+        assert!(!name_is_hypernym(wn, "bread", &snakes));
+        assert!(!name_is_hypernym(wn, "zzzz", &snakes));
     }
 }

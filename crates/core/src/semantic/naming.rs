@@ -331,10 +331,7 @@ fn keyword_tokens(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wordnet() -> WordNet {
-        WordNet::locate(None).expect("WordNet 3.0 is installed for tests")
-    }
+    use crate::test_support::wn;
 
     fn texts(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -342,9 +339,9 @@ mod tests {
 
     #[test]
     fn snakes_are_named_snake_not_a_generic_ancestor() {
-        let wn = wordnet();
+        let wn = wn();
         let t = texts(&["python", "rock python", "tiger snake", "ribbon snake", "horned viper"]);
-        let namer = Namer::new(Some(&wn), &t);
+        let namer = Namer::new(Some(wn), &t);
         let name = namer.name_group(&[0, 1, 2, 3, 4], 2, None, &[]);
         assert_eq!(name.source, NameSource::Lca);
         assert_eq!(name.name, "snake");
@@ -353,9 +350,9 @@ mod tests {
 
     #[test]
     fn the_parent_and_its_ancestors_are_not_names() {
-        let wn = wordnet();
+        let wn = wn();
         let t = texts(&["python", "rock python", "tiger snake", "ribbon snake", "horned viper"]);
-        let namer = Namer::new(Some(&wn), &t);
+        let namer = Namer::new(Some(wn), &t);
         let name = namer.name_group(&[0, 1, 2, 3, 4], 2, Some("snake"), &[]);
         assert_ne!(name.name, "snake");
         assert_ne!(name.name, "reptile");
