@@ -7,6 +7,14 @@
 //! about a quarter of the wall time on 2 cores) using candle's `erf_f32`, so values match.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Module, Shape, Tensor};
+
+/// Revision of this forward pass's arithmetic, part of the model fingerprint that keys the
+/// embedding cache. Bump it whenever a change alters the floating-point operations (their
+/// order, fusion, kernels): vectors cached by the old code would otherwise be served beside
+/// vectors of the new code, and a job's output would depend on what the cache held — same
+/// input, different bits, different clusters. (Batch composition does not change a vector:
+/// batches hold one token length and no padding; see `model::tests`.)
+pub const ENCODER_REVISION: u32 = 2;
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use rayon::prelude::*;
 

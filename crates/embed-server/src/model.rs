@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::encoder::{Bert, BertConfig};
+use crate::encoder::{Bert, BertConfig, ENCODER_REVISION};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -82,8 +82,12 @@ impl ModelFiles {
     /// model (or tokenizer) never gets another model's vectors.
     pub fn fingerprint(&self) -> Result<String> {
         let mut hasher = Sha256::new();
-        // Pooling, normalisation and truncation are part of what a vector means.
-        hasher.update(format!("mean-pool;l2;max_seq_len={MAX_SEQ_LEN};").as_bytes());
+        // Pooling, normalisation, truncation and the encoder's arithmetic are part of what a
+        // vector means, bit for bit.
+        hasher.update(
+            format!("mean-pool;l2;max_seq_len={MAX_SEQ_LEN};encoder={ENCODER_REVISION};")
+                .as_bytes(),
+        );
         for path in [&self.config, &self.tokenizer, &self.weights] {
             let mut file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read model file {}", path.display()))?;
