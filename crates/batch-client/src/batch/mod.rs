@@ -45,6 +45,29 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit status: stopped by Ctrl-C (the report of what finished was written).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// The end of `--help` for a batch: a manifest to start from, and the exit statuses.
+pub const MANIFEST_HELP: &str = "\
+A manifest (YAML; paths relative to it):
+
+  config:
+    output_dir: results          # skeletons, .stats.json, report.md, summary.csv
+    dataset: tencent             # tencent | imagenet | coco | openimages
+    analyze: true                # structure stats + lint outlier count per job
+    default_params: {preset: balanced}
+    baseline: baseline           # optional: Jaccard / ARI of every job against this one
+  jobs:
+    - name: baseline
+      params: {smart: true}
+  matrix:                        # every combination of the axes, named matrix_leaf20_thresh0.1
+    base_params: {smart: true, semantic_clean: true}
+    axes:
+      min_leaf_size: [20, 50]
+      semantic_threshold: [0.1, 0.2]
+
+Check it first with --dry-run. Exit status: 0 every job succeeded, 1 some job failed (the \
+others still ran; see report.md), 2 manifest or usage error (nothing was run), 130 stopped by \
+Ctrl-C (run again with --resume to finish).";
+
 /// Options of a batch run.
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
@@ -425,4 +448,34 @@ fn worker_command(
         cmd.extend(["--wordnet-dir".into(), d.clone().into_os_string()]);
     }
     Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The manifest shown by `--help` is valid and expands to the 1 + 2x2 jobs it promises.
+    #[test]
+    fn the_help_manifest_is_valid() {
+        let yaml: String = MANIFEST_HELP
+            .lines()
+            .skip_while(|l| !l.starts_with("  config:"))
+            .take_while(|l| !l.is_empty())
+            .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+            .collect();
+        let m = wildcards_core::manifest::parse(&yaml, std::path::Path::new("help.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let names: Vec<&str> = m.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "baseline",
+                "matrix_leaf20_thresh0.1",
+                "matrix_leaf20_thresh0.2",
+                "matrix_leaf50_thresh0.1",
+                "matrix_leaf50_thresh0.2"
+            ]
+        );
+        assert_eq!(m.config.baseline.as_deref(), Some("baseline"));
+    }
 }

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 use batch_client::batch::{self, BatchArgs};
 use clap::Parser;
 
-/// Run a manifest of wildcard-skeleton experiments and write report.md and summary.csv.
+/// Run a manifest of wildcard-skeleton experiments (jobs and a parameter grid) in parallel
+/// worker processes that share one embed-server, and write report.md and summary.csv.
 #[derive(Parser, Debug)]
-#[command(name = "batch-client", version, about)]
+#[command(name = "batch-client", version, after_help = batch::MANIFEST_HELP)]
 struct Cli {
     #[command(flatten)]
     batch: BatchArgs,

@@ -36,6 +36,7 @@ pub enum Command {
     Arrange(arrange::ArrangeArgs),
     /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
     /// write report.md and summary.csv (the same as `batch-client`).
+    #[command(after_help = crate::batch::MANIFEST_HELP)]
     Batch(batch::BatchArgs),
     /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
     Compare(compare::CompareArgs),
