@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use tokio_stream::StreamExt;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use wildcards_core::proto::embedder_server::EmbedderServer;
@@ -13,8 +14,17 @@ use wildcards_core::proto::embedder_server::EmbedderServer;
 use crate::auth::BearerAuth;
 use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
+use crate::linger::LingeringClose;
 use crate::model::{default_model_dir, MiniLm, ModelFiles, DEFAULT_MODEL_ID, SETUP_HINT};
 use crate::service::{EmbedService, Limits, ModelInfo};
+
+/// How long after SIGINT/SIGTERM requests in flight may still run; a cold chunk takes a few
+/// seconds, and supervisors (systemd: 90 s) kill a server that takes much longer to stop.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a closing connection waits for the client to read the last answers and close its
+/// side (see [`crate::linger`]); on loopback that takes milliseconds.
+const LINGER: Duration = Duration::from_secs(10);
 
 /// Everything `embed-server` needs to run (filled from the command line).
 #[derive(Debug, Clone)]
@@ -122,18 +132,37 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    Server::builder()
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(|tcp| LingeringClose::new(tcp, LINGER)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serve = Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(embedder)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown_signal(),
-        )
-        .await
-        .context("the gRPC server failed")?;
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(serve);
+    // On the signal tonic closes the listener, sends GOAWAY and waits for every connection to
+    // finish its streams; the deadline keeps a stuck client from holding the server forever.
+    tokio::select! {
+        served = &mut serve => served.context("the gRPC server failed")?,
+        () = shutdown_signal() => {
+            let _ = stop.send(());
+            match tokio::time::timeout(DRAIN_DEADLINE, &mut serve).await {
+                Ok(served) => {
+                    served.context("the gRPC server failed")?;
+                    tracing::info!("in-flight requests finished; stopping");
+                }
+                Err(_) => tracing::warn!(
+                    "requests still running {}s after the signal; stopping without them",
+                    DRAIN_DEADLINE.as_secs()
+                ),
+            }
+        }
+    }
 
-    tracing::info!("in-flight requests finished; stopping");
     batcher.shutdown();
     if let Some(cache) = &cache {
         cache.close();
