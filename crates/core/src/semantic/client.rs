@@ -317,7 +317,10 @@ impl EmbedClient {
         Ok(out)
     }
 
-    /// Runs `call` until it succeeds, fails for good, or `retry_for` has passed.
+    /// Runs `call` until it succeeds, fails for good, or has kept failing for `retry_for`.
+    /// The window opens at the first failure, not at the first attempt: a chunk that ran for
+    /// minutes on a busy shared server and then lost its connection to a restart still gets
+    /// the whole window to find the server again.
     fn retrying<T, F, Fut>(
         &self,
         what: &'static str,
@@ -332,19 +335,22 @@ impl EmbedClient {
         let uri = self.uri.clone();
         async move {
             let started = Instant::now();
+            let mut failing_since: Option<Instant> = None;
             let mut delay = Duration::from_millis(50);
             let mut attempts = 0u32;
             loop {
                 attempts += 1;
-                match call().await {
+                let status = match call().await {
                     Ok(value) => return Ok(value),
-                    Err(status) if is_retryable(&status) && started.elapsed() < retry_for => {
-                        tracing::debug!(%uri, attempts, "{what} failed ({}), retrying", status.message());
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(1));
-                    }
-                    Err(status) => return Err(describe(&uri, what, attempts, started, &status)),
+                    Err(status) => status,
+                };
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if !is_retryable(&status) || since.elapsed() >= retry_for {
+                    return Err(describe(&uri, what, attempts, started, &status));
                 }
+                tracing::debug!(%uri, attempts, "{what} failed ({}), retrying", status.message());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         }
     }
