@@ -369,3 +369,46 @@ fn sigterm_finishes_the_request_in_flight_and_closes_the_cache() {
     assert_eq!(again.cache_hits, texts.len(), "every answered vector reached the cache");
     assert_eq!(again.vectors, answer.vectors);
 }
+
+/// A long request cut off by a server restart is retried and completes: the client's retry
+/// window opens at the failure, not when the request started. One request (one chunk) of long
+/// texts runs longer than the window before the kill, so a window counted from the start of
+/// the request would give up at once.
+#[test]
+fn a_long_request_cut_off_by_a_restart_is_retried_and_completes() {
+    let window = Duration::from_secs(5);
+    // 2,000 texts of 8 names each (~30 tokens): one chunk that takes the model several seconds.
+    let names = tencent_names(16_000);
+    let texts: Vec<String> = names.chunks(8).map(|c| c.join(", ")).take(2000).collect();
+    let mut server = EmbedServer::uncached().unwrap();
+    let port = server.port();
+    let client = server
+        .client_with(|o| {
+            o.retry_for = window;
+            o.chunk_texts = texts.len();
+            o.max_in_flight = 1;
+        })
+        .unwrap();
+    let (answer, restarted) = std::thread::scope(|scope| {
+        let started = Instant::now();
+        let request = scope.spawn(|| client.embed(&texts));
+        while started.elapsed() < window + Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!request.is_finished(), "the request must still be running when killed");
+        server.kill();
+        let restarted =
+            EmbedServer::start(EmbedServerOptions { port: Some(port), ..Default::default() })
+                .unwrap();
+        (request.join().unwrap(), restarted)
+    });
+    let answer = answer.expect("the request survives the restart");
+    assert_eq!(answer.vectors.len(), texts.len());
+    assert_eq!(client.stats().requests, 1, "one request (chunk), answered after the retry");
+    // The vectors are the model's: the same as a fresh request to the restarted server.
+    let sample: Vec<String> = texts.iter().step_by(97).cloned().collect();
+    let fresh = restarted.client().unwrap().embed(&sample).unwrap();
+    for (k, v) in fresh.vectors.iter().enumerate() {
+        assert_eq!(&answer.vectors[k * 97], v, "{}", sample[k]);
+    }
+}
