@@ -1,13 +1,14 @@
 //! batch-client against a shared embed-server started by the test: the server killed with
 //! SIGKILL mid-batch and started again (the jobs retry and complete), and two batch-clients
 //! sharing one server at the same time (the second is served from what the first cached).
+//! And batch-client's own private server killed mid-batch: batch-client starts it again.
 
 mod batch_support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use batch_support::{wait_for_line, wait_with_limit, Batch};
+use batch_support::{signal, wait_for_line, wait_with_limit, Batch};
 use wildcards_gen::{EmbedServer, EmbedServerOptions};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -85,4 +86,46 @@ fn two_batch_clients_share_one_server_and_the_second_hits_the_cache() {
     // the server's own counters grew by at least what the second batch was served.
     assert!(texts_b > 0 && hits_b * 2 >= texts_b, "second batch: {hits_b} of {texts_b} from cache");
     assert!(hits_after - hits_before >= hits_b, "{hits_before} -> {hits_after} vs {hits_b}");
+}
+
+/// The model folder the test's own servers use (embed-server's default), so that a
+/// batch-client given another cache folder still finds the model.
+fn model_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WILDCARDS_MODEL_DIR") {
+        return dir.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .expect("HOME is set");
+    cache.join("wildcards-gen/models/all-MiniLM-L6-v2")
+}
+
+#[test]
+fn a_private_server_killed_mid_batch_is_restarted_and_the_jobs_complete() {
+    // A fresh per-user cache folder: the private server starts with an empty embedding cache,
+    // so the jobs are still embedding when it is killed.
+    let cache_home = tempfile::tempdir().expect("temp");
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let unused = format!("127.0.0.1:{}", unused.local_addr().expect("addr").port());
+    let b = Batch::new(&SEMANTIC.replace("min_leaf_size: [20, 50]", "min_leaf_size: [20]"));
+    let mut command = b.command(&["--workers", "2", "--server", &unused]);
+    command.env("XDG_CACHE_HOME", cache_home.path()).env("WILDCARDS_MODEL_DIR", model_dir());
+    let (mut batch, lines) = b.spawn_command(command);
+    let ready = wait_for_line(&lines, "private embed-server ready at", 3 * MINUTE);
+    let pid = ready.rsplit("(pid ").next().and_then(|p| p.trim_end_matches(')').parse().ok());
+    let pid: u32 = pid.unwrap_or_else(|| panic!("no pid in {ready:?}"));
+    wait_for_line(&lines, " start ", MINUTE);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(batch.try_wait().expect("try_wait").is_none(), "mid-batch");
+    signal(pid, "-9");
+    let restarted = wait_for_line(&lines, "restarted it at", MINUTE);
+    assert!(restarted.contains("signal: 9"), "{restarted}");
+    let status = wait_with_limit(&mut batch, 15 * MINUTE);
+    assert_eq!(status.code(), Some(0));
+    let rows = b.summary();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    let log = std::fs::read_to_string(b.out().join("embed-server.log")).expect("server log");
+    assert_eq!(log.matches("embed-server ready").count(), 2, "{log}");
 }

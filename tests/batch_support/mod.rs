@@ -48,8 +48,12 @@ impl Batch {
 
     /// Starts batch-client with stdout piped; its lines arrive on the returned channel.
     pub fn spawn(&self, args: &[&str]) -> (Child, Receiver<String>) {
-        let mut child = self
-            .command(args)
+        self.spawn_command(self.command(args))
+    }
+
+    /// [`Self::spawn`] for a command built with [`Self::command`] and adjusted.
+    pub fn spawn_command(&self, mut command: Command) -> (Child, Receiver<String>) {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

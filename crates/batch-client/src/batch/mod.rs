@@ -244,7 +244,17 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
         workers,
         job_timeout: args.job_timeout.map(Duration::from_secs_f64),
     };
-    let pooled = pool::run(&cfg, runnable, &progress, &stop);
+    // While the jobs run, a private server that dies is started again (see server.rs).
+    let jobs_done = AtomicBool::new(false);
+    let pooled = std::thread::scope(|scope| {
+        if let Some(p) = &private {
+            let (jobs_done, progress) = (&jobs_done, &progress);
+            scope.spawn(move || p.supervise(jobs_done, &|msg: &str| progress.note(msg)));
+        }
+        let pooled = pool::run(&cfg, runnable, &progress, &stop);
+        jobs_done.store(true, Ordering::SeqCst);
+        pooled
+    });
     outcomes.extend(pooled.outcomes);
     let interrupted = stop.load(Ordering::SeqCst);
     progress.finish();

@@ -3,11 +3,15 @@
 //! Address: `--server`, else env `WILDCARDS_EMBED_SERVER`, else `127.0.0.1:50051`. When a job
 //! needs embeddings and nothing answers the health check there, batch-client starts the
 //! `embed-server` next to its own executable on a free loopback port, waits until it is
-//! healthy, hands its address to the workers and stops it at the end.
+//! healthy, hands its address to the workers and stops it at the end. If that private server
+//! dies mid-batch (a crash, the OOM killer), [`PrivateServer::supervise`] starts it again on
+//! the same address; the workers' embedding calls retry meanwhile, so no job is lost.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -22,9 +26,15 @@ pub fn is_healthy(addr: &str, timeout: Duration) -> bool {
     client::wait_for_health(addr, timeout).is_ok()
 }
 
+/// How often a private server that died mid-batch is started again before the batch gives
+/// up on it (a server that crashes at once every time would otherwise loop forever).
+const MAX_RESTARTS: u32 = 3;
+
 /// An embed-server batch-client started for this run; stopped (SIGTERM) when dropped.
 pub struct PrivateServer {
-    child: Child,
+    /// The current process (replaced when [`Self::supervise`] restarts it).
+    child: Mutex<Child>,
+    exe: PathBuf,
     pub addr: String,
     pub log: PathBuf,
 }
@@ -40,43 +50,92 @@ impl PrivateServer {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(&exe)
-            .args(["--addr", &addr])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            // Own process group: Ctrl-C reaches batch-client, which stops the server itself
-            // after writing the report.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let mut server = PrivateServer { child, addr, log: log.to_path_buf() };
+        let child = spawn(&exe, &addr, log_file)?;
+        let server = PrivateServer { child: Mutex::new(child), exe, addr, log: log.to_path_buf() };
+        server.wait_until_healthy(wait)?;
+        Ok(server)
+    }
+
+    /// Waits (up to `wait`) until the current process answers its health check.
+    fn wait_until_healthy(&self, wait: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                let tail = std::fs::read_to_string(log).unwrap_or_default();
+            if let Ok(Some(status)) = self.child().try_wait() {
+                let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(5).collect();
                 bail!(
                     "the private embed-server exited ({status}) before it was ready: {}",
                     tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
                 );
             }
-            if is_healthy(&server.addr, Duration::from_millis(500)) {
-                return Ok(server);
+            if is_healthy(&self.addr, Duration::from_millis(500)) {
+                return Ok(());
             }
             if start.elapsed() > wait {
                 bail!(
                     "the private embed-server did not become healthy within {} s; see {}",
                     wait.as_secs(),
-                    log.display()
+                    self.log.display()
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
+    fn child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
+    }
+
+    /// Watches the server until `done` is set: when it dies, starts it again on the same
+    /// address (its cache keeps what it had written), at most [`MAX_RESTARTS`] times, and
+    /// tells `say` what happened. Meant for its own thread while the jobs run.
+    pub fn supervise(&self, done: &AtomicBool, say: &(dyn Fn(&str) + Sync)) {
+        let mut restarts = 0;
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(250));
+            let Ok(Some(status)) = self.child().try_wait() else { continue };
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            if restarts == MAX_RESTARTS {
+                say(&format!(
+                    "the private embed-server exited ({status}) again; not restarting it after                      {MAX_RESTARTS} restarts (see {})",
+                    self.log.display()
+                ));
+                return;
+            }
+            restarts += 1;
+            match self.restart() {
+                Ok(pid) => say(&format!(
+                    "the private embed-server exited ({status}); restarted it at {} (pid {pid})",
+                    self.addr
+                )),
+                Err(e) => {
+                    say(&format!(
+                        "the private embed-server exited ({status}); restart failed: {e:#}"
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a new process on the same address, appending to the same log.
+    fn restart(&self) -> Result<u32> {
+        let log = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        let child = spawn(&self.exe, &self.addr, log)?;
+        let pid = child.id();
+        *self.child() = child;
+        self.wait_until_healthy(Duration::from_secs(180))?;
+        Ok(pid)
     }
 
     /// SIGTERM (the server finishes in-flight requests and closes its cache), then SIGKILL if
@@ -86,10 +145,11 @@ impl PrivateServer {
     }
 
     fn terminate(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
+        if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: kill(2) with a pid we own (our child, not yet reaped) and a valid
             // signal number; no memory is involved.
             unsafe {
@@ -98,13 +158,13 @@ impl PrivateServer {
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -112,6 +172,20 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// Starts `embed-server --addr ADDR` with its output in `log`.
+fn spawn(exe: &Path, addr: &str, log: File) -> Result<Child> {
+    Command::new(exe)
+        .args(["--addr", addr])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Own process group: Ctrl-C reaches batch-client, which stops the server itself
+        // after writing the report.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))
 }
 
 /// A binary installed next to the running executable (cargo builds them side by side).
