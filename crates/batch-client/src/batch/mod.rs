@@ -428,7 +428,7 @@ fn choose_server(
         "no embed-server answers at {addr}; starting a private one for this run (log: {})",
         log.display()
     ));
-    let private = server::PrivateServer::start(&log, Duration::from_secs(180))?;
+    let private = server::PrivateServer::start(&log, server::READY_WAIT)?;
     progress.note(&format!(
         "private embed-server ready at {} (pid {})",
         private.addr,

@@ -30,6 +30,10 @@ pub fn is_healthy(addr: &str, timeout: Duration) -> bool {
 /// up on it (a server that crashes at once every time would otherwise loop forever).
 const MAX_RESTARTS: u32 = 3;
 
+/// How long a starting private server may take to answer its health check (loading the
+/// model on a busy machine).
+pub const READY_WAIT: Duration = Duration::from_secs(180);
+
 /// An embed-server batch-client started for this run; stopped (SIGTERM) when dropped.
 pub struct PrivateServer {
     /// The current process (replaced when [`Self::supervise`] restarts it).
@@ -134,7 +138,7 @@ impl PrivateServer {
         let child = spawn(&self.exe, &self.addr, log)?;
         let pid = child.id();
         *self.child() = child;
-        self.wait_until_healthy(Duration::from_secs(180))?;
+        self.wait_until_healthy(READY_WAIT)?;
         Ok(pid)
     }
 
