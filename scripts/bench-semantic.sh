@@ -9,7 +9,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${1:-3}"
 cd "$repo"
 export WILDCARDS_DATA_DIR="${WILDCARDS_DATA_DIR:-$repo/../shared/data}"
-cargo build --release --quiet -p batch-client --bin wildcards-gen -p embed-server --bin embed-server
+cargo build --release --quiet -p wildcards-gen -p embed-server
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 work="$(mktemp -d)"
 port="${BENCH_PORT:-$((40000 + RANDOM % 20000))}"

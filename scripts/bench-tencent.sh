@@ -8,7 +8,7 @@ runs="${1:-10}"
 shift || true
 cd "$repo"
 export WILDCARDS_DATA_DIR="${WILDCARDS_DATA_DIR:-$repo/../shared/data}"
-cargo build --release --quiet -p batch-client --bin wildcards-gen
+cargo build --release --quiet -p wildcards-gen
 bin="${CARGO_TARGET_DIR:-$repo/target}/release/wildcards-gen"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

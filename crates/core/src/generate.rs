@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::datasets::download::{self, Progress};
+use crate::datasets::download::{self, Fetcher};
 use crate::datasets::{coco, imagenet, openimages, tencent};
 use crate::params::{Config, Dataset};
 use crate::semantic::embedder::Embedder;
-use crate::stats::{self, Event, StatsFile, StructureStats, Suggestions, Timeline};
+use crate::stats::{self, Event, EventKind, StatsFile, StructureStats, Suggestions, Timeline};
 use crate::taxonomy::TaxonomyNode;
 use crate::wordnet::WordNet;
 use crate::{output, shaper, smart};
@@ -56,24 +56,18 @@ pub struct GenerateContext<'a> {
     pub embedder: Option<&'a dyn Embedder>,
     /// Called as each stage starts (progress display, worker status).
     pub on_stage: Option<&'a (dyn Fn(Stage) + Sync)>,
-    /// Whether a needed download may draw a progress bar.
-    pub download_progress: Progress,
+    /// Downloads missing dataset files (and draws their progress); `None`: offline.
+    pub fetcher: Option<&'a dyn Fetcher>,
 }
 
 impl<'a> GenerateContext<'a> {
-    /// A context without embedder or stage callback, downloads silent.
+    /// A context without embedder, stage callback or downloads.
     pub fn new(data_dir: PathBuf, wordnet: Arc<WordNet>) -> Self {
-        Self {
-            data_dir,
-            wordnet,
-            embedder: None,
-            on_stage: None,
-            download_progress: Progress::Hidden,
-        }
+        Self { data_dir, wordnet, embedder: None, on_stage: None, fetcher: None }
     }
 
     fn stage(&self, stage: Stage, timeline: &mut Timeline) {
-        timeline.log("stage", None, stage.as_str(), serde_json::Value::Null);
+        timeline.log(EventKind::Stage, None, stage.as_str(), serde_json::Value::Null);
         if let Some(f) = self.on_stage {
             f(stage);
         }
@@ -115,17 +109,10 @@ impl Generated {
     }
 }
 
-/// True when the job asks for sentence embeddings anywhere (its overrides included).
-pub fn needs_embeddings(cfg: &Config) -> bool {
-    cfg.semantic_clean
-        || cfg.semantic_arrange
-        || cfg.smart_overrides.values().any(|p| p.needs_embeddings())
-}
-
 /// Runs one job: dataset -> pruned, shaped skeleton -> rendered text and stats.
 pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     let mut timeline = Timeline::new();
-    if needs_embeddings(cfg) && ctx.embedder.is_none() {
+    if cfg.needs_embeddings() && ctx.embedder.is_none() {
         let (what, param) = if cfg.semantic_clean {
             ("cleaning", "semantic_clean")
         } else {
@@ -137,7 +124,7 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     ctx.stage(Stage::Loading, &mut timeline);
     let (source, notes) = load_dataset_with_notes(cfg, ctx)?;
     for note in notes {
-        timeline.log("note", None, note, serde_json::Value::Null);
+        timeline.log(EventKind::Note, None, note, serde_json::Value::Null);
     }
     let source_stats = stats::hierarchy_stats(&source);
 
@@ -178,16 +165,16 @@ pub fn load_dataset_with_notes(
 ) -> Result<(TaxonomyNode, Vec<String>)> {
     let wn = &ctx.wordnet;
     let gloss = |wnid: &str| wn.gloss_of_wnid(wnid).map(str::to_string);
-    let progress = ctx.download_progress;
+    let fetch = ctx.fetcher;
     let tree = match cfg.dataset {
         Dataset::Tencent => {
-            let path = download::ensure(&ctx.data_dir, &tencent::FILE, progress)?;
+            let path = download::ensure(&ctx.data_dir, &tencent::FILE, fetch)?;
             tencent::load(&path, &gloss)?
         }
-        Dataset::Imagenet => imagenet::load(wn, cfg, &ctx.data_dir, progress)?,
+        Dataset::Imagenet => imagenet::load(wn, cfg, &ctx.data_dir, fetch)?,
         Dataset::Coco => coco::load(wn, &ctx.data_dir)?,
         Dataset::Openimages => {
-            let loaded = openimages::load(wn, cfg, &ctx.data_dir, progress)?;
+            let loaded = openimages::load(wn, cfg, &ctx.data_dir, fetch)?;
             return Ok((loaded.tree, loaded.notes));
         }
     };
@@ -238,7 +225,7 @@ mod tests {
             *seen.lock().unwrap(),
             vec![Stage::Loading, Stage::Pruning, Stage::Shaping, Stage::Rendering]
         );
-        assert_eq!(g.events.iter().filter(|e| e.kind == "stage").count(), 4);
+        assert_eq!(g.events.iter().filter(|e| e.kind == EventKind::Stage).count(), 4);
         assert_eq!(g.stats.file_bytes, g.text.len() as u64);
         assert_eq!(g.source_stats.items, 9219, "Tencent labels (categories without children)");
     }

@@ -4,15 +4,17 @@
 //! tree, [`smart`] prunes it with WordNet significance, [`shaper`] tidies it, [`output`] writes
 //! it, [`stats`] analyses it. The [`semantic`] engine cleans and arranges lists with embeddings
 //! that come from the embed-server through the [`semantic::embedder::Embedder`] trait.
+//!
+//! Core is the pure pipeline: no gRPC, async runtime, HTTP client or terminal display. Those
+//! live with the tools (`batch-client`, `wildcards-gen`), which plug them in through
+//! [`semantic::embedder::Embedder`] and [`datasets::download::Fetcher`].
 
 pub mod compare;
 pub mod datasets;
 pub mod generate;
-pub mod job;
-pub mod manifest;
 pub mod output;
 pub mod params;
-pub mod report;
+pub mod run;
 pub mod semantic;
 pub mod shaper;
 pub mod smart;
@@ -21,11 +23,3 @@ pub mod taxonomy;
 #[cfg(test)]
 mod test_support;
 pub mod wordnet;
-
-/// Generated gRPC code for `proto/embed.proto` (client and server).
-pub mod proto {
-    tonic::include_proto!("wildcards.embed.v1");
-
-    /// Encoded descriptors of `embed.proto`, for the server's gRPC reflection service.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("embed_descriptor");
-}

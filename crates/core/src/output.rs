@@ -1,10 +1,10 @@
 //! Writing and reading skeletons.
 //!
 //! - [`to_yaml`]: nested mapping of categories with `# instruction: <gloss>` end-of-line
-//!   comments on the keys, lists of items at the leaves. Hand-written because serde_yaml
+//!   comments on the keys, lists of items at the leaves. Hand-written because serde_norway
 //!   cannot emit comments; every scalar is written plain only when that is provably safe and
 //!   double-quoted otherwise, so any name survives a round trip (see [`scalar`]).
-//! - [`from_yaml`] / [`read_yaml`]: the reverse, keeping the instruction comments (serde_yaml
+//! - [`from_yaml`] / [`read_yaml`]: the reverse, keeping the instruction comments (serde_norway
 //!   parses the structure; a line scan picks up the comments, since no well-kept YAML crate
 //!   exposes comments).
 //! - [`to_jsonl`]: one `{"text", "label", "hierarchy"}` object per item.
@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::params::Format;
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
@@ -179,7 +179,7 @@ pub fn read_yaml(path: &Path) -> Result<TaxonomyNode> {
 /// with one top-level key gives that category as the root; several top-level keys go under a
 /// root with an empty name. `# instruction:` comments become the categories' glosses.
 pub fn from_yaml(text: &str) -> Result<TaxonomyNode> {
-    let value: Value = serde_yaml::from_str(text).context("invalid YAML")?;
+    let value: Value = serde_norway::from_str(text).context("invalid YAML")?;
     let glosses = instruction_comments(text);
     let Value::Mapping(map) = strip_tags(value) else {
         bail!("the document must be a mapping of categories at the top level");
@@ -212,7 +212,7 @@ fn key_string(k: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => "null".to_string(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
     }
 }
 
@@ -312,7 +312,7 @@ fn split_key(s: &str, whole: bool) -> Option<(String, &str)> {
     };
     let rest = if whole { after } else { after.trim_start().strip_prefix(':')? };
     let key = if raw_key.starts_with(['"', '\'']) {
-        serde_yaml::from_str::<String>(raw_key).ok()?
+        serde_norway::from_str::<String>(raw_key).ok()?
     } else {
         raw_key.trim_end().to_string()
     };
@@ -501,7 +501,7 @@ mod tests {
         ] {
             let q = scalar(s);
             assert!(q.starts_with('"'), "{s:?} written as {q}");
-            assert_eq!(serde_yaml::from_str::<String>(&q).unwrap(), s, "{q}");
+            assert_eq!(serde_norway::from_str::<String>(&q).unwrap(), s, "{q}");
         }
         for s in ["dog", "hot dog", "jack-o'-lantern", "Crème brûlée", "犬", "3 musketeers"] {
             assert_eq!(scalar(s), s);
@@ -619,10 +619,10 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
-        fn any_tree_round_trips_through_serde_yaml(tree in arb_tree()) {
+        fn any_tree_round_trips_through_serde_norway(tree in arb_tree()) {
             let text = to_yaml(&tree).unwrap();
-            // Plain serde_yaml sees the same structure...
-            let value: Value = serde_yaml::from_str(&text).unwrap();
+            // Plain serde_norway sees the same structure...
+            let value: Value = serde_norway::from_str(&text).unwrap();
             prop_assert!(value.as_mapping().is_some_and(|m| m.len() == 1));
             // ...and the reader gives back the same tree, glosses included.
             let back = from_yaml(&text).unwrap();
@@ -632,7 +632,7 @@ mod tests {
         #[test]
         fn any_string_survives_as_a_scalar(s in any::<String>()) {
             let text = format!("k: {}\n", scalar(&s));
-            let m: std::collections::BTreeMap<String, String> = serde_yaml::from_str(&text).unwrap();
+            let m: std::collections::BTreeMap<String, String> = serde_norway::from_str(&text).unwrap();
             prop_assert_eq!(&m["k"], &s);
         }
     }

@@ -154,138 +154,441 @@ pub struct PresetValues {
     pub method: ClusterMethod,
 }
 
-/// Parameters as written in a manifest or given on a command line: every field optional.
-/// Unknown names are rejected (see [`PARAM_NAMES`] for the error listing the valid ones).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub smart: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preset: Option<Preset>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub depth: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub no_glosses: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_depth: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_hyponyms: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min_leaf_size: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub merge_orphans: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skip_nodes: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub orphans_label_template: Option<String>,
-    /// Category name or wnid -> overrides for that subtree.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub smart_overrides: Option<BTreeMap<String, Params>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_clean: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_threshold: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_arrange: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_arrange_threshold: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_arrange_min_cluster: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub semantic_arrange_method: Option<ClusterMethod>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub preview_limit: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub format: Option<Format>,
-    // ImageNet
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter: Option<ImagenetFilter>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub strict: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blacklist: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exclude_regex: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exclude_subtree: Option<Vec<String>>,
-    // Open Images
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bbox_only: Option<bool>,
+// ---------------------------------------------------------------------------------------------
+// The parameter table.
+//
+// Every parameter is defined once, in the `define_params!` invocation below: its type in a
+// manifest (`Params`), its effective type and default (`Config`), and a [`ParamDef`] with its
+// help text, group, command-line flag, value check, matrix-name abbreviation and the datasets
+// that read it. From that one entry come the manifest's accepted keys and value checks, the
+// clap arguments and `--help` (built by the command line from [`PARAMS`]), merging and
+// precedence, per-subtree overrides, the stats file (`Config` is what it records) and the
+// report's parameter columns.
+
+/// The part of the tool a parameter belongs to (help headings, docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Smart pruning and the depth cut.
+    Smart,
+    /// Semantic cleaning and arrangement.
+    Semantic,
+    /// Read by one dataset's loader.
+    Dataset,
+    /// What is written.
+    Output,
+}
+
+impl Group {
+    /// The `--help` heading of this group's flags.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Group::Smart => "Smart pruning",
+            Group::Semantic => "Semantic cleaning and arrangement",
+            Group::Dataset => "Dataset",
+            Group::Output => "Output",
+        }
+    }
+}
+
+/// How a value is written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--flag` turns it on (true); off is the default.
+    Switch,
+    /// `--flag` (true) or `--flag BOOL`.
+    Bool,
+    /// A whole number.
+    Count,
+    /// A number between 0 and 1.
+    Unit,
+    /// A word or text.
+    Text,
+    /// Comma-separated words.
+    List,
+    /// One of fixed names (`values` of the definition).
+    Choice,
+    /// Not on the command line as a value (`smart_overrides`: `--smart-config FILE`).
+    Map,
+}
+
+/// What the value must satisfy beyond its type (the same check for manifest and command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    None,
+    /// At least this much.
+    AtLeast(u64),
+    /// Between 0 and 1.
+    Unit,
+    /// Contains `{}`.
+    Placeholder,
+    /// A valid regular expression.
+    Regex,
+    /// A model the embed-server serves.
+    Model,
+}
+
+/// When a command-line flag makes sense (a flag that would do nothing is a usage error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    Always,
+    /// Only with `--smart`.
+    Smart,
+    /// Only without `--smart`.
+    NoSmart,
+    /// Only when one of these switches is on (parameter names).
+    AnyOf(&'static [&'static str]),
+}
+
+/// One parameter: everything the tools know about it besides its Rust type.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamDef {
+    /// Manifest key and `Params` field.
+    pub name: &'static str,
+    /// Doc text: the first line is the short `--help`.
+    pub help: &'static str,
+    pub group: Group,
+    /// Long command-line flag (without `--`); `None` when the parameter has no flag of its own.
+    pub flag: Option<&'static str>,
+    pub value_name: &'static str,
+    pub kind: Kind,
+    /// Accepted names for [`Kind::Choice`].
+    pub values: &'static [&'static str],
+    pub check: Check,
+    pub needs: Needs,
+    /// Short name in matrix job names (`leaf` for `min_leaf_size`).
+    pub abbrev: &'static str,
+    /// The datasets that read it; empty = all.
+    pub datasets: &'static [Dataset],
+    /// Whether a `smart_overrides` entry may set it for a subtree.
+    pub per_subtree: bool,
+}
+
+impl ParamDef {
+    const BASE: ParamDef = ParamDef {
+        name: "",
+        help: "",
+        group: Group::Smart,
+        flag: None,
+        value_name: "",
+        kind: Kind::Text,
+        values: &[],
+        check: Check::None,
+        needs: Needs::Always,
+        abbrev: "",
+        datasets: &[],
+        per_subtree: true,
+    };
+
+    /// The short help (first line of the doc text).
+    pub fn short_help(&self) -> &'static str {
+        self.help.lines().next().unwrap_or("").trim()
+    }
+
+    /// Whether `dataset` reads this parameter.
+    pub fn applies_to(&self, dataset: Dataset) -> bool {
+        self.datasets.is_empty() || self.datasets.contains(&dataset)
+    }
+
+    /// The matrix-name abbreviation, or the name itself.
+    pub fn abbreviation(&self) -> &'static str {
+        if self.abbrev.is_empty() {
+            self.name
+        } else {
+            self.abbrev
+        }
+    }
+
+    /// `--min-leaf` (or the manifest key when there is no flag).
+    pub fn flag_text(&self) -> String {
+        match self.flag {
+            Some(f) => format!("--{f}"),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// The value check, on the value as JSON: `Err((problem, fix))` when it fails. Types are
+    /// checked by the parser before; this is what no pipeline stage can use.
+    pub fn check_value(&self, v: &serde_json::Value) -> Result<(), (String, String)> {
+        let fail = |problem: String, fix: &str| Err((problem, fix.to_string()));
+        match self.check {
+            Check::None => Ok(()),
+            Check::AtLeast(min) => match v.as_u64() {
+                Some(n) if n < min && min == 1 => {
+                    fail("must be at least 1".into(), "use 1 or more")
+                }
+                Some(n) if n < min => {
+                    fail(format!("{n} is too small"), &format!("use {min} or more"))
+                }
+                _ => Ok(()),
+            },
+            Check::Unit => match v.as_f64() {
+                Some(x) if !(0.0..=1.0).contains(&x) => {
+                    fail(format!("{x} is outside 0..1"), "use a value between 0 and 1")
+                }
+                _ => Ok(()),
+            },
+            Check::Placeholder => match v.as_str() {
+                Some(t) if !t.contains("{}") => fail(
+                    format!("{t:?} has no `{{}}`"),
+                    "put `{}` where the parent's name goes, e.g. `other_{}`",
+                ),
+                _ => Ok(()),
+            },
+            Check::Regex => match v.as_str().map(regex::Regex::new) {
+                Some(Err(e)) => fail(
+                    format!("not a valid regular expression: {e}"),
+                    "fix the pattern (Rust regex syntax)",
+                ),
+                _ => Ok(()),
+            },
+            Check::Model => match v.as_str() {
+                Some(m) if normalize_model(m).is_none() => fail(
+                    format!("unknown model {m:?}"),
+                    "use minilm (all-MiniLM-L6-v2, the model the embed-server serves)",
+                ),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// The canonical name of a model the embed-server serves, for the names people write.
+pub fn normalize_model(name: &str) -> Option<&'static str> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "minilm" | "all-minilm-l6-v2" | "sentence-transformers/all-minilm-l6-v2" => Some("minilm"),
+        _ => None,
+    }
+}
+
+/// What a default may depend on: the dataset and its (preset, dataset-override) values.
+pub struct Defaults {
+    pub dataset: Dataset,
+    pub preset: PresetValues,
+}
+
+impl Defaults {
+    fn tencent(&self) -> bool {
+        self.dataset == Dataset::Tencent
+    }
+}
+
+macro_rules! define_params {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident: $ty:ty => $cty:ty = $default:expr,
+        $def:expr;
+    )*) => {
+        /// Parameters as written in a manifest or given on a command line: every field
+        /// optional. Unknown names are rejected (the error lists the valid ones).
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Params {
+            $(
+                $(#[doc = $doc])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        /// The effective configuration of one generation: every value decided.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct Config {
+            pub dataset: Dataset,
+            $( $(#[doc = $doc])* pub $name: $cty, )*
+        }
+
+        /// Every parameter, in manifest order.
+        pub const PARAMS: &[ParamDef] = &[
+            $( ParamDef { name: stringify!($name), help: concat!($($doc, "\n"),*), ..$def }, )*
+        ];
+
+        impl Params {
+            /// `self` with every field that `over` sets replaced by `over`'s value.
+            pub fn merged_with(&self, over: &Params) -> Params {
+                Params { $( $name: over.$name.clone().or_else(|| self.$name.clone()), )* }
+            }
+
+            /// The names of the parameters this sets, with their values as JSON.
+            pub fn set_values(&self) -> Vec<(&'static str, serde_json::Value)> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(v) = &self.$name {
+                        out.push((stringify!($name), serde_json::to_value(v).unwrap_or_default()));
+                    }
+                )*
+                out
+            }
+
+            fn resolve_with(&self, d: &Defaults) -> Config {
+                Config {
+                    dataset: d.dataset,
+                    $(
+                        $name: match &self.$name {
+                            Some(v) => <$cty>::from(v.clone()),
+                            None => {
+                                let default: fn(&Defaults) -> $cty = $default;
+                                default(d)
+                            }
+                        },
+                    )*
+                }
+            }
+        }
+
+        impl Config {
+            /// Takes every value `o` sets that may vary per subtree.
+            fn set_per_subtree(&mut self, o: &Params) {
+                $(
+                    if let Some(v) = &o.$name {
+                        if param(stringify!($name)).is_some_and(|d| d.per_subtree) {
+                            self.$name = <$cty>::from(v.clone());
+                        }
+                    }
+                )*
+            }
+        }
+    };
+}
+
+const SMART: ParamDef = ParamDef { group: Group::Smart, needs: Needs::Smart, ..ParamDef::BASE };
+const SEMANTIC: ParamDef = ParamDef { group: Group::Semantic, ..ParamDef::BASE };
+const OUTPUT: ParamDef = ParamDef { group: Group::Output, ..ParamDef::BASE };
+const IMAGENET: ParamDef = ParamDef {
+    group: Group::Dataset,
+    datasets: &[Dataset::Imagenet],
+    per_subtree: false,
+    ..ParamDef::BASE
+};
+const NEEDS_CLEAN: Needs = Needs::AnyOf(&["semantic_clean"]);
+const NEEDS_ARRANGE: Needs = Needs::AnyOf(&["semantic_arrange"]);
+
+define_params! {
+    /// Smart mode: keep only WordNet-significant categories, flatten the rest into lists.
+    smart: bool => bool = |_| false,
+        ParamDef { flag: Some("smart"), kind: Kind::Switch, needs: Needs::Always, ..SMART };
+    /// Smart preset (thresholds below override it).
+    preset: Preset => Preset = |_| Preset::Balanced,
+        ParamDef { flag: Some("preset"), value_name: "NAME", kind: Kind::Choice,
+            values: &["ultra-detailed", "detailed", "balanced", "compact", "flat", "ultra-flat"],
+            ..SMART };
+    /// Without --smart: how many category levels to keep (dataset roots are level 1).
+    depth: usize => usize = |_| 10,
+        ParamDef { flag: Some("depth"), value_name: "N", kind: Kind::Count,
+            check: Check::AtLeast(1), needs: Needs::NoSmart, ..SMART };
+    /// Leave out the `# instruction:` comments.
+    no_glosses: bool => bool = |_| false,
+        ParamDef { flag: Some("no-glosses"), kind: Kind::Switch, ..OUTPUT };
+    /// Keep a category whose WordNet min depth is at most this.
+    min_depth: usize => usize = |d| d.preset.min_depth,
+        ParamDef { flag: Some("min-depth"), value_name: "N", kind: Kind::Count, abbrev: "depth",
+            ..SMART };
+    /// Keep a category with at least this many WordNet hyponyms.
+    min_hyponyms: usize => usize = |d| d.preset.min_hyponyms,
+        ParamDef { flag: Some("min-hyponyms"), value_name: "N", kind: Kind::Count, abbrev: "hyp",
+            ..SMART };
+    /// Lists smaller than this bubble up to their parent (smart mode).
+    min_leaf_size: usize => usize = |d| d.preset.min_leaf_size,
+        ParamDef { flag: Some("min-leaf"), value_name: "N", kind: Kind::Count,
+            check: Check::AtLeast(1), abbrev: "leaf", ..SMART };
+    /// Bubble small lists up into the parent's orphan bin (`--merge-orphans false` to keep
+    /// them in place).
+    merge_orphans: bool => bool = |d| d.preset.merge_orphans,
+        ParamDef { flag: Some("merge-orphans"), value_name: "BOOL", kind: Kind::Bool, ..SMART };
+    /// Categories to skip (name, WordNet lemma or wnid; comma-separated): their children take
+    /// their place. Replaces the dataset's default list.
+    skip_nodes: Vec<String> => Vec<String> = |d| match d.tencent() {
+            true => TENCENT_SKIP_NODES.iter().map(|s| s.to_string()).collect(),
+            false => Vec::new(),
+        },
+        ParamDef { flag: Some("skip-nodes"), value_name: "NAMES", kind: Kind::List, ..SMART };
+    /// Label of the bin for bubbled-up items; `{}` is the parent's name.
+    orphans_label_template: String => String = |d| match d.tencent() {
+            true => "other_{}".into(),
+            false => "Other {}".into(),
+        },
+        ParamDef { flag: Some("orphans-label-template"), value_name: "TEMPLATE",
+            check: Check::Placeholder, needs: Needs::Always, ..SMART };
+    /// Category name or wnid -> overrides for that subtree (`--smart-config FILE`).
+    smart_overrides: BTreeMap<String, Params> => BTreeMap<String, Params> = |_| BTreeMap::new(),
+        ParamDef { kind: Kind::Map, per_subtree: false, ..SMART };
+    /// Remove semantic outliers (GLOSH score above --semantic-threshold) from flattened lists.
+    /// Needs an embedding server (see --server).
+    semantic_clean: bool => bool = |_| false,
+        ParamDef { flag: Some("semantic-clean"), kind: Kind::Switch, ..SEMANTIC };
+    /// GLOSH outlier score above which --semantic-clean drops an item (0..1, default 0.1;
+    /// lower removes more).
+    semantic_threshold: f64 => f64 = |_| 0.1,
+        ParamDef { flag: Some("semantic-threshold"), value_name: "T", kind: Kind::Unit,
+            check: Check::Unit, needs: NEEDS_CLEAN, abbrev: "thresh", ..SEMANTIC };
+    /// Sentence-embedding model (the embed-server's; only `minilm`, all-MiniLM-L6-v2).
+    semantic_model: String => String = |_| "minilm".into(),
+        ParamDef { flag: Some("semantic-model"), value_name: "NAME", check: Check::Model,
+            needs: Needs::AnyOf(&["semantic_clean", "semantic_arrange"]), ..SEMANTIC };
+    /// Re-grow named sub-groups in long flattened lists (HDBSCAN over embeddings, WordNet
+    /// names). Needs an embedding server (see --server).
+    semantic_arrange: bool => bool = |_| false,
+        ParamDef { flag: Some("semantic-arrange"), kind: Kind::Switch, ..SEMANTIC };
+    /// A group is kept when its mean membership probability is at least this (0..1,
+    /// default 0.15).
+    semantic_arrange_threshold: f64 => f64 = |_| 0.15,
+        ParamDef { flag: Some("semantic-arrange-threshold"), value_name: "T", kind: Kind::Unit,
+            check: Check::Unit, needs: NEEDS_ARRANGE, abbrev: "athresh", ..SEMANTIC };
+    /// Smallest group semantic arrangement forms (default 5).
+    semantic_arrange_min_cluster: usize => usize = |_| 5,
+        ParamDef { flag: Some("semantic-arrange-min-cluster"), value_name: "N", kind: Kind::Count,
+            check: Check::AtLeast(2), needs: NEEDS_ARRANGE, abbrev: "acluster", ..SEMANTIC };
+    /// Cluster selection of semantic arrangement: eom or leaf (default: the preset's).
+    semantic_arrange_method: ClusterMethod => ClusterMethod = |d| d.preset.method,
+        ParamDef { flag: Some("semantic-arrange-method"), value_name: "eom|leaf",
+            kind: Kind::Choice, values: &["eom", "leaf"], needs: NEEDS_ARRANGE, ..SEMANTIC };
+    /// Fast preview: stop after visiting this many nodes of the hierarchy.
+    preview_limit: usize => Option<usize> = |_| None,
+        ParamDef { flag: Some("preview-limit"), value_name: "N", kind: Kind::Count, ..OUTPUT };
+    /// Output format.
+    format: Format => Format = |_| Format::Yaml,
+        ParamDef { flag: Some("format"), value_name: "FORMAT", kind: Kind::Choice,
+            values: &["yaml", "jsonl"], ..OUTPUT };
+    /// Root synset: a name like animal.n.01 or a wnid like n00015388 [default: entity.n.01].
+    root: String => String = |_| "entity.n.01".into(),
+        ParamDef { flag: Some("root"), value_name: "SYNSET", ..IMAGENET };
+    /// Keep only the ImageNet-1k or -21k classes (and the categories above them).
+    filter: ImagenetFilter => ImagenetFilter = |_| ImagenetFilter::None,
+        ParamDef { flag: Some("filter"), value_name: "SET", kind: Kind::Choice,
+            values: &["1k", "21k", "none"], ..IMAGENET };
+    /// Drop synsets that are not the first sense of their own name [default: true].
+    strict: bool => bool = |_| true,
+        ParamDef { flag: Some("strict"), value_name: "BOOL", kind: Kind::Bool, ..IMAGENET };
+    /// Drop abstract top categories (abstraction, attribute, act, group, ...).
+    blacklist: bool => bool = |_| false,
+        ParamDef { flag: Some("blacklist"), kind: Kind::Switch, ..IMAGENET };
+    /// Drop synsets whose name matches this regular expression (with their subtrees).
+    exclude_regex: String => Option<String> = |_| None,
+        ParamDef { flag: Some("exclude-regex"), value_name: "REGEX", check: Check::Regex,
+            ..IMAGENET };
+    /// Drop these subtrees (synset names or wnids, comma-separated).
+    exclude_subtree: Vec<String> => Vec<String> = |_| Vec::new(),
+        ParamDef { flag: Some("exclude-subtree"), value_name: "SYNSETS", kind: Kind::List,
+            ..IMAGENET };
+    /// Only the boxable classes of the bounding-box hierarchy.
+    bbox_only: bool => bool = |_| false,
+        ParamDef { flag: Some("bbox-only"), kind: Kind::Switch,
+            datasets: &[Dataset::Openimages], ..IMAGENET };
 }
 
 /// Every valid parameter name, for error messages and manifest validation.
-pub const PARAM_NAMES: &[&str] = &[
-    "smart",
-    "preset",
-    "depth",
-    "no_glosses",
-    "min_depth",
-    "min_hyponyms",
-    "min_leaf_size",
-    "merge_orphans",
-    "skip_nodes",
-    "orphans_label_template",
-    "smart_overrides",
-    "semantic_clean",
-    "semantic_threshold",
-    "semantic_model",
-    "semantic_arrange",
-    "semantic_arrange_threshold",
-    "semantic_arrange_min_cluster",
-    "semantic_arrange_method",
-    "preview_limit",
-    "format",
-    "root",
-    "filter",
-    "strict",
-    "blacklist",
-    "exclude_regex",
-    "exclude_subtree",
-    "bbox_only",
-];
+pub fn param_names() -> impl Iterator<Item = &'static str> {
+    PARAMS.iter().map(|d| d.name)
+}
+
+/// The definition of parameter `name`.
+pub fn param(name: &str) -> Option<&'static ParamDef> {
+    PARAMS.iter().find(|d| d.name == name)
+}
+
+/// One problem with a parameter value: (field path below the params, problem, fix).
+pub type Problem = (String, String, String);
 
 impl Params {
-    /// `self` with every field that `over` sets replaced by `over`'s value.
-    pub fn merged_with(&self, over: &Params) -> Params {
-        macro_rules! pick {
-            ($($f:ident),*) => { Params { $($f: over.$f.clone().or_else(|| self.$f.clone())),* } };
-        }
-        pick!(
-            smart,
-            preset,
-            depth,
-            no_glosses,
-            min_depth,
-            min_hyponyms,
-            min_leaf_size,
-            merge_orphans,
-            skip_nodes,
-            orphans_label_template,
-            smart_overrides,
-            semantic_clean,
-            semantic_threshold,
-            semantic_model,
-            semantic_arrange,
-            semantic_arrange_threshold,
-            semantic_arrange_min_cluster,
-            semantic_arrange_method,
-            preview_limit,
-            format,
-            root,
-            filter,
-            strict,
-            blacklist,
-            exclude_regex,
-            exclude_subtree,
-            bbox_only
-        )
-    }
-
     /// Whether a job with these parameters needs sentence embeddings (and so a server).
     pub fn needs_embeddings(&self) -> bool {
         let own = self.semantic_clean == Some(true) || self.semantic_arrange == Some(true);
@@ -297,48 +600,39 @@ impl Params {
 
     /// Resolves presets, dataset overrides and defaults into the effective configuration.
     pub fn resolve(&self, dataset: Dataset) -> Config {
-        let preset = self.preset.unwrap_or(Preset::Balanced);
-        let pv = preset.values(dataset);
-        let tencent = dataset == Dataset::Tencent;
-        let default_skip: Vec<String> = if tencent {
-            TENCENT_SKIP_NODES.iter().map(|s| s.to_string()).collect()
-        } else {
-            Vec::new()
-        };
-        let default_template = if tencent { "other_{}" } else { "Other {}" };
-        Config {
-            dataset,
-            smart: self.smart.unwrap_or(false),
-            preset,
-            depth: self.depth.unwrap_or(10),
-            no_glosses: self.no_glosses.unwrap_or(false),
-            min_depth: self.min_depth.unwrap_or(pv.min_depth),
-            min_hyponyms: self.min_hyponyms.unwrap_or(pv.min_hyponyms),
-            min_leaf_size: self.min_leaf_size.unwrap_or(pv.min_leaf_size),
-            merge_orphans: self.merge_orphans.unwrap_or(pv.merge_orphans),
-            skip_nodes: self.skip_nodes.clone().unwrap_or(default_skip),
-            orphans_label_template: self
-                .orphans_label_template
-                .clone()
-                .unwrap_or_else(|| default_template.to_string()),
-            smart_overrides: self.smart_overrides.clone().unwrap_or_default(),
-            semantic_clean: self.semantic_clean.unwrap_or(false),
-            semantic_threshold: self.semantic_threshold.unwrap_or(0.1),
-            semantic_model: self.semantic_model.clone().unwrap_or_else(|| "minilm".into()),
-            semantic_arrange: self.semantic_arrange.unwrap_or(false),
-            semantic_arrange_threshold: self.semantic_arrange_threshold.unwrap_or(0.15),
-            semantic_arrange_min_cluster: self.semantic_arrange_min_cluster.unwrap_or(5),
-            semantic_arrange_method: self.semantic_arrange_method.unwrap_or(pv.method),
-            preview_limit: self.preview_limit,
-            format: self.format.unwrap_or(Format::Yaml),
-            root: self.root.clone().unwrap_or_else(|| "entity.n.01".into()),
-            filter: self.filter.unwrap_or(ImagenetFilter::None),
-            strict: self.strict.unwrap_or(true),
-            blacklist: self.blacklist.unwrap_or(false),
-            exclude_regex: self.exclude_regex.clone(),
-            exclude_subtree: self.exclude_subtree.clone().unwrap_or_default(),
-            bbox_only: self.bbox_only.unwrap_or(false),
+        let preset = self.preset.unwrap_or(Preset::Balanced).values(dataset);
+        self.resolve_with(&Defaults { dataset, preset })
+    }
+
+    /// The values no pipeline stage can use, by the table's checks; the same for manifests,
+    /// command lines and `--smart-config` files. Subtree overrides are checked too (and may
+    /// not set what cannot vary per subtree).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (name, value) in self.set_values() {
+            let Some(def) = param(name) else { continue };
+            if let Err((problem, fix)) = def.check_value(&value) {
+                out.push((name.to_string(), problem, fix));
+            }
         }
+        for (k, sub) in self.smart_overrides.iter().flatten() {
+            for (name, _) in sub.set_values() {
+                if param(name).is_some_and(|d| !d.per_subtree) {
+                    let problem = "cannot be set for one subtree".to_string();
+                    let fix = format!("move `{name}` to the job's own parameters");
+                    out.push((format!("smart_overrides.{k}.{name}"), problem, fix));
+                }
+            }
+            for (field, problem, fix) in sub.problems() {
+                out.push((format!("smart_overrides.{k}.{field}"), problem, fix));
+            }
+        }
+        out
+    }
+
+    /// The first parameter set here that `dataset` does not read.
+    pub fn wrong_dataset_param(&self, dataset: Dataset) -> Option<&'static ParamDef> {
+        self.set_values().into_iter().filter_map(|(n, _)| param(n)).find(|d| !d.applies_to(dataset))
     }
 }
 
@@ -353,40 +647,14 @@ pub const TENCENT_SKIP_NODES: &[&str] = &[
     "causal agent",
 ];
 
-/// The effective configuration of one generation: every value decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    pub dataset: Dataset,
-    pub smart: bool,
-    pub preset: Preset,
-    pub depth: usize,
-    pub no_glosses: bool,
-    pub min_depth: usize,
-    pub min_hyponyms: usize,
-    pub min_leaf_size: usize,
-    pub merge_orphans: bool,
-    pub skip_nodes: Vec<String>,
-    pub orphans_label_template: String,
-    pub smart_overrides: BTreeMap<String, Params>,
-    pub semantic_clean: bool,
-    pub semantic_threshold: f64,
-    pub semantic_model: String,
-    pub semantic_arrange: bool,
-    pub semantic_arrange_threshold: f64,
-    pub semantic_arrange_min_cluster: usize,
-    pub semantic_arrange_method: ClusterMethod,
-    pub preview_limit: Option<usize>,
-    pub format: Format,
-    pub root: String,
-    pub filter: ImagenetFilter,
-    pub strict: bool,
-    pub blacklist: bool,
-    pub exclude_regex: Option<String>,
-    pub exclude_subtree: Vec<String>,
-    pub bbox_only: bool,
-}
-
 impl Config {
+    /// True when the job asks for sentence embeddings anywhere (its overrides included).
+    pub fn needs_embeddings(&self) -> bool {
+        self.semantic_clean
+            || self.semantic_arrange
+            || self.smart_overrides.values().any(|p| p.needs_embeddings())
+    }
+
     /// The configuration for a subtree that `overrides` applies to: explicit override values
     /// win, the rest is inherited. A preset in the override re-bases the preset values.
     pub fn with_overrides(&self, overrides: &Params) -> Config {
@@ -400,31 +668,8 @@ impl Config {
             c.merge_orphans = pv.merge_orphans;
             c.semantic_arrange_method = pv.method;
         }
-        macro_rules! set {
-            ($($f:ident),*) => { $(if let Some(v) = &overrides.$f { c.$f = v.clone(); })* };
-        }
-        set!(
-            smart,
-            depth,
-            no_glosses,
-            min_depth,
-            min_hyponyms,
-            min_leaf_size,
-            merge_orphans,
-            skip_nodes,
-            orphans_label_template,
-            semantic_clean,
-            semantic_threshold,
-            semantic_model,
-            semantic_arrange,
-            semantic_arrange_threshold,
-            semantic_arrange_min_cluster,
-            semantic_arrange_method,
-            format
-        );
-        if overrides.preview_limit.is_some() {
-            c.preview_limit = overrides.preview_limit;
-        }
+        // What cannot vary per subtree is refused by validation and ignored here.
+        c.set_per_subtree(overrides);
         c
     }
 }
@@ -467,7 +712,7 @@ mod tests {
 
     #[test]
     fn unknown_parameter_is_rejected() {
-        let err = serde_yaml::from_str::<Params>("min_leaf: 3").unwrap_err().to_string();
+        let err = serde_norway::from_str::<Params>("min_leaf: 3").unwrap_err().to_string();
         assert!(err.contains("min_leaf"), "{err}");
     }
 
@@ -504,7 +749,7 @@ mod tests {
         })
         .unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        let mut names: Vec<_> = PARAM_NAMES.iter().map(|s| s.to_string()).collect();
+        let mut names: Vec<_> = param_names().map(|s| s.to_string()).collect();
         keys.sort();
         names.sort();
         assert_eq!(keys, names);

@@ -32,7 +32,7 @@ use anyhow::{anyhow, Result};
 use crate::params::{Config, Params};
 use crate::semantic::embedder::Embedder;
 use crate::semantic::stage::SemanticStage;
-use crate::stats::Timeline;
+use crate::stats::{EventKind, Timeline};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 
 /// What smart pruning needs to know about a synset. Implemented by the WordNet database;
@@ -99,7 +99,7 @@ pub fn read_smart_config(path: &std::path::Path) -> Result<BTreeMap<String, Para
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    serde_yaml::from_str(&text).map_err(|e| {
+    serde_norway::from_str(&text).map_err(|e| {
         anyhow!(
             "smart config {} is invalid: {e}; it must map category names or wnids to parameter \
              overrides, e.g. `dog: {{min_hyponyms: 10}}`",
@@ -141,7 +141,7 @@ pub fn prune(
     timeline: &mut Timeline,
 ) -> Result<TaxonomyNode> {
     let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()));
-    if let (Some(stage), true) = (semantic.as_mut(), crate::generate::needs_embeddings(cfg)) {
+    if let (Some(stage), true) = (semantic.as_mut(), cfg.needs_embeddings()) {
         // One embedding batch for every text the walk can meet (labels and items).
         let mut texts = Vec::new();
         collect_texts(tree, &mut texts);
@@ -350,7 +350,7 @@ impl Pruner<'_> {
             if !self.limit_logged {
                 self.limit_logged = true;
                 self.timeline.log(
-                    "limit_reached",
+                    EventKind::LimitReached,
                     Some(&node.name),
                     format!("preview limit of {limit} nodes reached; the rest is left out"),
                     serde_json::json!({ "limit": limit }),
@@ -665,7 +665,7 @@ pub(crate) mod tests {
         // root, a, b, b1, b2 visited; the rest is left out.
         let all = out.all_items();
         assert_eq!(all, vec!["b1", "b2"]);
-        assert_eq!(timeline.events()[0].kind, "limit_reached");
+        assert_eq!(timeline.events()[0].kind, EventKind::LimitReached);
     }
 
     #[test]

@@ -103,13 +103,30 @@ pub fn suggest_thresholds(raw: &StructureStats) -> Suggestions {
     }
 }
 
+/// The kinds of timeline event (`kind` in the stats file, snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A pipeline stage started (`loading`, `pruning`, `shaping`, `rendering`).
+    Stage,
+    /// Something the user should know (a loader's fallback).
+    Note,
+    /// `preview_limit` cut the walk short.
+    LimitReached,
+    /// The tree's texts were embedded (counts, cache hits, calls).
+    Embedding,
+    /// Semantic cleaning of one list.
+    Cleaning,
+    /// Semantic arrangement of one list.
+    Arrangement,
+}
+
 /// One thing that happened during a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Seconds since the job started.
     pub t_s: f64,
-    /// Kind of event: `stage`, `limit_reached`, `arrangement`, `cleaning`, `embedding`, ...
-    pub kind: String,
+    pub kind: EventKind,
     /// The category it concerns, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
@@ -139,14 +156,14 @@ impl Timeline {
     /// Records an event now.
     pub fn log(
         &mut self,
-        kind: &str,
+        kind: EventKind,
         context: Option<&str>,
         message: impl Into<String>,
         data: serde_json::Value,
     ) {
         self.events.push(Event {
             t_s: self.elapsed_s(),
-            kind: kind.to_string(),
+            kind,
             context: context.map(str::to_string),
             message: message.into(),
             data,

@@ -138,14 +138,22 @@ fn openimages_bbox_yields_every_boxable_class_in_every_mode() {
         let g = run(Dataset::Openimages, Params { bbox_only: Some(true), ..mode.clone() });
         assert_same_set(&items(&g), &expected, &format!("{mode:?}"));
         check_round_trip(&g);
-        assert!(!g.events.iter().any(|e| e.kind == "note"), "{:?}", g.events);
+        assert!(
+            !g.events.iter().any(|e| e.kind == wildcards_core::stats::EventKind::Note),
+            "{:?}",
+            g.events
+        );
     }
 }
 
 #[test]
 fn openimages_full_mode_without_v7_notes_the_fallback() {
     let g = run(Dataset::Openimages, Params::default());
-    let note = g.events.iter().find(|e| e.kind == "note").expect("a note event");
+    let note = g
+        .events
+        .iter()
+        .find(|e| e.kind == wildcards_core::stats::EventKind::Note)
+        .expect("a note event");
     assert!(note.message.contains("oidv7-class-descriptions.csv"), "{}", note.message);
     assert_eq!(items(&g).len(), 601);
 }

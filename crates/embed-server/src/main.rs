@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use embed_api::client::{self, ClientOptions, EmbedClient};
 use embed_server::server::{run, CacheChoice, ServerConfig};
 use embed_server::service::Limits;
-use wildcards_core::semantic::client::{self, ClientOptions, EmbedClient};
 
 #[derive(Parser)]
 #[command(

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use embed_api::proto::embedder_server::EmbedderServer;
 use tokio_stream::StreamExt;
+use tonic::transport::server::Router;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
-use wildcards_core::proto::embedder_server::EmbedderServer;
 
 use crate::auth::BearerAuth;
 use crate::batcher::Batcher;
@@ -68,17 +69,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let dim = model.dim();
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
 
-    let cache = match &config.cache {
-        CacheChoice::Disabled => None,
-        choice => {
-            let path = match choice {
-                CacheChoice::Path(path) => Some(path.clone()),
-                _ => default_cache_path(),
-            };
-            let options = CacheOptions { path, memory_bytes: config.memory_cache_bytes };
-            Some(Arc::new(EmbeddingCache::open(&options, &fingerprint, dim)))
-        }
-    };
+    let cache = open_cache(&config, &fingerprint, dim);
 
     let batcher = Arc::new(Batcher::start(model.encoder, cache.clone(), config.max_batch_tokens));
     let service = Arc::new(EmbedService::new(
@@ -92,7 +83,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<EmbedderServer<EmbedService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(wildcards_core::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(embed_api::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("cannot build the reflection service")?;
@@ -117,7 +108,39 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
     })?;
     let bound = listener.local_addr()?;
-    let cache_desc = match &cache {
+    let cache_desc = describe_cache(cache.as_deref());
+    tracing::info!(
+        "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
+        if config.api_key_file.is_some() { ", bearer token required" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+
+    let router =
+        Server::builder().add_service(health_service).add_service(reflection).add_service(embedder);
+    serve_until_signal(router, listener).await?;
+
+    batcher.shutdown();
+    if let Some(cache) = &cache {
+        cache.close();
+    }
+    tracing::info!("embed-server stopped");
+    Ok(())
+}
+
+/// The SQLite cache (with its memory layer) the configuration asks for, or none.
+fn open_cache(config: &ServerConfig, fingerprint: &str, dim: usize) -> Option<Arc<EmbeddingCache>> {
+    let path = match &config.cache {
+        CacheChoice::Disabled => return None,
+        CacheChoice::Path(path) => Some(path.clone()),
+        _ => default_cache_path(),
+    };
+    let options = CacheOptions { path, memory_bytes: config.memory_cache_bytes };
+    Some(Arc::new(EmbeddingCache::open(&options, fingerprint, dim)))
+}
+
+/// The cache as the startup line names it.
+fn describe_cache(cache: Option<&EmbeddingCache>) -> String {
+    match cache {
         Some(c) if c.is_persistent() => format!(
             "{} ({} entries)",
             c.path().map(|p| p.display().to_string()).unwrap_or_default(),
@@ -125,24 +148,18 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         ),
         Some(_) => "memory only (no persistent cache)".to_string(),
         None => "disabled (--no-cache)".to_string(),
-    };
-    tracing::info!(
-        "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
-        if config.api_key_file.is_some() { ", bearer token required" } else { "" },
-        started.elapsed().as_secs_f64()
-    );
+    }
+}
 
+/// Serves `router` on `listener` until SIGINT/SIGTERM, then drains the open connections.
+async fn serve_until_signal(router: Router, listener: tokio::net::TcpListener) -> Result<()> {
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map(|accepted| accepted.map(|tcp| LingeringClose::new(tcp, LINGER)));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serve = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(embedder)
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped.await;
-        });
+    let serve = router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stopped.await;
+    });
     tokio::pin!(serve);
     // On the signal tonic closes the listener, sends GOAWAY and waits for every connection to
     // finish its streams; the deadline keeps a stuck client from holding the server forever.
@@ -163,11 +180,6 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         }
     }
 
-    batcher.shutdown();
-    if let Some(cache) = &cache {
-        cache.close();
-    }
-    tracing::info!("embed-server stopped");
     Ok(())
 }
 

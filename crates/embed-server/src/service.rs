@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use embed_api::proto::embedder_server::Embedder;
+use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
 use tonic::{Request, Response, Status};
-use wildcards_core::proto::embedder_server::Embedder;
-use wildcards_core::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
 
 use crate::batcher::{Batcher, Work};
 use crate::cache::{EmbeddingCache, Vector};

@@ -12,11 +12,9 @@
 //! Exit status: 0 all jobs succeeded, 1 some failed, 2 manifest or usage error (nothing ran),
 //! 130 interrupted.
 
-pub mod embed_client;
 pub mod pool;
 pub mod progress;
 pub mod protocol;
-pub mod server;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -28,10 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
+use crate::manifest::{self, Manifest};
+use crate::report::{self, JobRecord, RunInfo};
 use clap::Args;
-use wildcards_core::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
-use wildcards_core::manifest::{self, Manifest};
-use wildcards_core::report::{self, JobRecord, RunInfo};
 use wildcards_core::stats::StatsFile;
 
 use progress::{Mode, Progress};
@@ -179,14 +177,14 @@ fn relocate(mut m: Manifest, dir: &std::path::Path) -> Manifest {
 
 fn print_dry_run(m: &Manifest) {
     let needs = m.jobs.iter().filter(|j| j.needs_embeddings()).count();
-    println!(
+    crate::outln!(
         "{}: {} jobs -> {} ({} need the embedding server)\n",
         m.path.display(),
         m.jobs.len(),
         m.config.output_dir.display(),
         needs
     );
-    print!("{}", report::job_table(&m.jobs, &m.config.output_dir));
+    crate::out!("{}", report::job_table(&m.jobs, &m.config.output_dir));
 }
 
 /// Runs the validated manifest; returns the exit status.
@@ -199,43 +197,12 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
 
     let (resumed, to_run) = split_resumable(args.resume, &m.jobs);
     let workers = usize::from(args.workers).min(to_run.len()).max(1);
-    let mode = if args.quiet {
-        Mode::Quiet
-    } else if std::io::stdout().is_terminal() {
-        Mode::Bars
-    } else {
-        Mode::Plain
-    };
+    let mode = output_mode(args);
     let progress = Progress::new(mode, to_run.len(), workers);
-    progress.note(&format!(
-        "batch {}: {} jobs on {} worker{} -> {}",
-        m.path.display(),
-        m.jobs.len(),
-        workers,
-        if workers == 1 { "" } else { "s" },
-        out_dir.display()
-    ));
-    if !resumed.is_empty() {
-        progress.note(&format!(
-            "--resume: {} of {} jobs already done with the same parameters, not run again",
-            resumed.len(),
-            m.jobs.len()
-        ));
-    }
+    announce(&progress, m, workers, resumed.len());
 
     let mut outcomes: HashMap<usize, JobOutcome> = resumed;
-    let (server, private) = match choose_server(args, m, &to_run, &progress) {
-        Ok(s) => s,
-        Err(e) => {
-            // The jobs that need embeddings cannot run; the others still can.
-            let reason = format!("{e:#}");
-            progress.note(&format!("error: {reason}"));
-            for j in to_run.iter().filter(|j| j.needs_embeddings()) {
-                outcomes.insert(j.index, JobOutcome::failed(reason.clone(), 0.0));
-            }
-            (None, None)
-        }
-    };
+    let (server, private) = server_or_fail_jobs(args, m, &to_run, &progress, &mut outcomes);
     let runnable: Vec<JobSpec> =
         to_run.into_iter().filter(|j| !outcomes.contains_key(&j.index)).collect();
 
@@ -259,19 +226,7 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let interrupted = stop.load(Ordering::SeqCst);
     progress.finish();
 
-    let mut records: Vec<JobRecord> = m
-        .jobs
-        .iter()
-        .map(|spec| {
-            let outcome = outcomes.remove(&spec.index).unwrap_or(JobOutcome {
-                status: JobStatus::NotRun,
-                error: None,
-                duration_s: 0.0,
-                metrics: None,
-            });
-            JobRecord::new(spec.clone(), outcome)
-        })
-        .collect();
+    let mut records = records_in_order(m, outcomes);
     let baseline_notes = match &m.config.baseline {
         Some(b) => report::compare_with_baseline(&mut records, b),
         None => Vec::new(),
@@ -291,7 +246,7 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
         worker_peak_rss_kb: pooled.worker_peak_rss_kb.values().copied().collect(),
         server_peak_rss_kb: private
             .as_ref()
-            .and_then(|p| protocol::peak_rss_kb(&p.pid().to_string())),
+            .and_then(|p| embed_api::process::peak_rss_kib(p.pid())),
         baseline: m.config.baseline.clone(),
         baseline_notes,
     };
@@ -303,25 +258,95 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
         }
     }
     let (md, csv) = written?;
+    Ok(finish(mode, &info, &records, &md, &csv))
+}
 
+/// [`choose_server`]; when no server can be had, the jobs that need embeddings fail with
+/// the reason (the others still run).
+fn server_or_fail_jobs(
+    args: &BatchArgs,
+    m: &Manifest,
+    to_run: &[JobSpec],
+    progress: &Progress,
+    outcomes: &mut HashMap<usize, JobOutcome>,
+) -> (Option<String>, Option<crate::server::PrivateServer>) {
+    match choose_server(args, m, to_run, progress) {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            progress.note(&format!("error: {reason}"));
+            for j in to_run.iter().filter(|j| j.needs_embeddings()) {
+                outcomes.insert(j.index, JobOutcome::failed(reason.clone(), 0.0));
+            }
+            (None, None)
+        }
+    }
+}
+
+fn output_mode(args: &BatchArgs) -> Mode {
+    if args.quiet {
+        Mode::Quiet
+    } else if std::io::stdout().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::Plain
+    }
+}
+
+/// The first lines of a run: what runs where, and what `--resume` skips.
+fn announce(progress: &Progress, m: &Manifest, workers: usize, resumed: usize) {
+    progress.note(&format!(
+        "batch {}: {} jobs on {} worker{} -> {}",
+        m.path.display(),
+        m.jobs.len(),
+        workers,
+        if workers == 1 { "" } else { "s" },
+        m.config.output_dir.display()
+    ));
+    if resumed > 0 {
+        progress.note(&format!(
+            "--resume: {resumed} of {} jobs already done with the same parameters, not run again",
+            m.jobs.len()
+        ));
+    }
+}
+
+/// One record per manifest job, in manifest order; a job without an outcome never ran.
+fn records_in_order(m: &Manifest, mut outcomes: HashMap<usize, JobOutcome>) -> Vec<JobRecord> {
+    m.jobs
+        .iter()
+        .map(|spec| {
+            let outcome = outcomes.remove(&spec.index).unwrap_or(JobOutcome {
+                status: JobStatus::NotRun,
+                error: None,
+                duration_s: 0.0,
+                metrics: None,
+            });
+            JobRecord::new(spec.clone(), outcome)
+        })
+        .collect()
+}
+
+/// Says how the run went (and each failure) and returns the exit status.
+fn finish(
+    mode: Mode,
+    info: &RunInfo,
+    records: &[JobRecord],
+    md: &std::path::Path,
+    csv: &std::path::Path,
+) -> u8 {
     let count = |s: JobStatus| records.iter().filter(|r| r.outcome.status == s).count();
     let failed = count(JobStatus::Failed);
     if mode != Mode::Quiet {
+        let unfinished = count(JobStatus::Interrupted) + count(JobStatus::NotRun);
         progress::say(format!(
             "{}{} jobs: {} succeeded, {} resumed, {} failed{} in {:.1} s\nreport: {}\nsummary: {}",
-            if interrupted { "interrupted; " } else { "" },
+            if info.interrupted { "interrupted; " } else { "" },
             records.len(),
             count(JobStatus::Succeeded),
             count(JobStatus::Resumed),
             failed,
-            if interrupted {
-                format!(
-                    ", {} not finished",
-                    count(JobStatus::Interrupted) + count(JobStatus::NotRun)
-                )
-            } else {
-                String::new()
-            },
+            if info.interrupted { format!(", {unfinished} not finished") } else { String::new() },
             info.wall_s,
             md.display(),
             csv.display()
@@ -330,13 +355,13 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     for r in records.iter().filter(|r| r.outcome.status == JobStatus::Failed) {
         eprintln!("job {} failed: {}", r.spec.name, r.outcome.error.as_deref().unwrap_or("?"));
     }
-    Ok(if interrupted {
+    if info.interrupted {
         EXIT_INTERRUPTED
     } else if failed > 0 {
         EXIT_JOBS_FAILED
     } else {
         EXIT_OK
-    })
+    }
 }
 
 /// Ctrl-C (and SIGTERM) set the returned flag: the pool stops its workers and the report of
@@ -414,27 +439,13 @@ fn choose_server(
     m: &Manifest,
     to_run: &[JobSpec],
     progress: &Progress,
-) -> anyhow::Result<(Option<String>, Option<server::PrivateServer>)> {
+) -> anyhow::Result<(Option<String>, Option<crate::server::PrivateServer>)> {
     if !to_run.iter().any(JobSpec::needs_embeddings) {
         return Ok((None, None));
     }
-    let addr = args.server.clone().unwrap_or_else(|| server::DEFAULT_ADDR.to_string());
-    if server::is_healthy(&addr, Duration::from_secs(2)) {
-        progress.note(&format!("using the embed-server at {addr}"));
-        return Ok((Some(addr), None));
-    }
     let log = m.config.output_dir.join("embed-server.log");
-    progress.note(&format!(
-        "no embed-server answers at {addr}; starting a private one for this run (log: {})",
-        log.display()
-    ));
-    let private = server::PrivateServer::start(&log, server::READY_WAIT)?;
-    progress.note(&format!(
-        "private embed-server ready at {} (pid {})",
-        private.addr,
-        private.pid()
-    ));
-    Ok((Some(private.addr.clone()), Some(private)))
+    let choice = crate::server::find_or_start(args.server.as_deref(), &log, &|s| progress.note(s))?;
+    Ok((Some(choice.addr), choice.private))
 }
 
 /// The command line that starts one worker: this executable in worker mode.
@@ -473,7 +484,7 @@ mod tests {
             .take_while(|l| !l.is_empty())
             .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
             .collect();
-        let m = wildcards_core::manifest::parse(&yaml, std::path::Path::new("help.yaml"))
+        let m = crate::manifest::parse(&yaml, std::path::Path::new("help.yaml"))
             .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let names: Vec<&str> = m.jobs.iter().map(|j| j.name.as_str()).collect();
         assert_eq!(

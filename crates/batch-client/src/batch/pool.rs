@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wildcards_core::job::{JobOutcome, JobSpec, JobStatus};
+use crate::job::{JobOutcome, JobSpec, JobStatus};
 
 use super::progress::Progress;
 use super::protocol::{self, Event, Request};

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::job::{JobOutcome, JobSpec, JobStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wildcards_core::job::{JobOutcome, JobSpec, JobStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

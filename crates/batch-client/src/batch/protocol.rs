@@ -3,8 +3,8 @@
 
 use std::io::{BufRead, Write};
 
+use crate::job::{JobOutcome, JobSpec};
 use serde::{Deserialize, Serialize};
-use wildcards_core::job::{JobOutcome, JobSpec};
 
 /// batch-client -> worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,13 +33,6 @@ pub fn send<T: Serialize>(out: &mut impl Write, msg: &T) -> std::io::Result<()> 
     out.flush()
 }
 
-/// Peak resident memory (VmHWM) of a process in KiB, from /proc (Linux); `None` elsewhere.
-pub fn peak_rss_kb(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Reads the next message; `Ok(None)` at end of input. A line that is not a message is an
 /// error carrying the line.
 pub fn receive<T: for<'de> Deserialize<'de>>(
@@ -63,7 +56,7 @@ pub fn receive<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wildcards_core::job::JobOutcome;
+    use crate::job::JobOutcome;
 
     #[test]
     fn events_round_trip_as_json_lines_and_noise_is_reported() {
@@ -90,10 +83,5 @@ mod tests {
         let err = receive::<Event>(&mut input).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         assert!(receive::<Event>(&mut input).unwrap().is_none());
-    }
-
-    #[test]
-    fn peak_rss_of_this_process_is_known() {
-        assert!(peak_rss_kb("self").is_some_and(|kb| kb > 0));
     }
 }

@@ -6,20 +6,21 @@
 //! WordNet is loaded once, at the first job, and kept for the next ones.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use wildcards_core::datasets::download::{self, Progress};
-use wildcards_core::generate::{generate, GenerateContext, Stage};
-use wildcards_core::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
-use wildcards_core::output::write_atomic;
-use wildcards_core::semantic::embedder::{Embedder, Embeddings};
-use wildcards_core::stats::{Execution, LintStats};
+use wildcards_core::datasets::download;
+use wildcards_core::generate::{GenerateContext, Stage};
+use wildcards_core::run::{run_job, JobRequest, JobResult};
+use wildcards_core::semantic::embedder::Embedder;
 use wildcards_core::wordnet::WordNet;
+
+use crate::embedder::Counting;
+use crate::fetch::HttpFetcher;
+use crate::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
 
 use super::protocol::{self, Event, Request};
 
@@ -65,7 +66,7 @@ pub fn run(opts: WorkerOptions) -> ExitCode {
                 (JobOutcome::failed(msg, secs(start)), true)
             }
         };
-        let peak_rss_kb = protocol::peak_rss_kb("self");
+        let peak_rss_kb = embed_api::process::own_peak_rss_kib();
         send(&Event::Finished { job: job.index, outcome, retire, peak_rss_kb });
         if retire {
             return ExitCode::from(3);
@@ -101,12 +102,13 @@ impl WorkerEnv {
             "this job needs sentence embeddings but the batch has no embed-server address",
         )?;
         // Calls that fail because the server is down or restarting are retried for a while.
-        let e: Arc<dyn Embedder> = Arc::new(super::embed_client::GrpcEmbedder::connect(&addr)?);
+        let e: Arc<dyn Embedder> = Arc::new(crate::embedder::GrpcEmbedder::connect(&addr)?);
         self.embedder = Some(Arc::clone(&e));
         Ok(e)
     }
 
-    /// Runs one job: generate, write the skeleton, analyse, write the stats file.
+    /// Runs one job through the shared runner (generate, write, lint, stats) and adds
+    /// batch-client's `batch` section to its stats file.
     fn execute(&mut self, job: &JobSpec, on_stage: &(dyn Fn(&str) + Sync)) -> Result<JobOutcome> {
         let start = Instant::now();
         let cfg = job.config();
@@ -118,106 +120,45 @@ impl WorkerEnv {
             true => Some(Counting::new(self.embedder()?)),
             false => None,
         };
+        let totals = || counting.as_ref().map(Counting::totals).unwrap_or_default();
         let stage_cb = |s: Stage| on_stage(s.as_str());
+        let fetcher = HttpFetcher::new(false);
         let mut ctx = GenerateContext::new(data_dir, wordnet);
         ctx.embedder = counting.as_ref().map(|c| c as &dyn Embedder);
         ctx.on_stage = Some(&stage_cb);
-        ctx.download_progress = Progress::Hidden;
-        let generated = generate(&cfg, &ctx)?;
-
-        on_stage("writing");
-        if let Some(dir) = job.output.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        write_atomic(&job.output, generated.text.as_bytes())?;
-
-        let lint = match (job.analyze, &counting) {
-            (true, Some(embedder)) => {
-                on_stage("analyzing");
-                Some(lint(&generated.tree, cfg.semantic_threshold, embedder)?)
-            }
-            _ => None,
-        };
-        let (embed_texts, embed_cache_hits) =
-            counting.as_ref().map(Counting::totals).unwrap_or_default();
-        let metrics = JobMetrics {
-            structure: generated.stats.clone(),
-            outliers: lint.as_ref().map(|l| l.outliers),
-            embed_texts,
-            embed_cache_hits,
-        };
-        let duration_s = secs(start);
-        if job.save_stats {
-            let mut stats = generated.stats_file(&cfg, Some(&job.output));
-            stats.lint = lint;
-            stats.execution = Execution::now(duration_s);
+        ctx.fetcher = Some(&fetcher);
+        let batch_section = |_: &JobResult| {
+            let (embed_texts, embed_cache_hits) = totals();
             let batch = BatchStats {
                 job: job.name.clone(),
                 param_hash: job.param_hash(),
                 embed_texts,
                 embed_cache_hits,
             };
-            write_stats(&job.stats_path(), &stats, &batch)?;
-        }
+            Ok(("batch".to_string(), serde_json::to_value(batch)?))
+        };
+        let request = JobRequest {
+            config: &cfg,
+            output: &job.output,
+            lint: job.analyze,
+            save_stats: job.save_stats,
+            started: start,
+            stats_extra: Some(&batch_section),
+        };
+        let result = run_job(&request, &ctx, on_stage)?;
+        let (embed_texts, embed_cache_hits) = totals();
+        let metrics = JobMetrics {
+            structure: result.generated.stats.clone(),
+            outliers: result.lint.as_ref().map(|l| l.outliers),
+            embed_texts,
+            embed_cache_hits,
+        };
         Ok(JobOutcome {
             status: JobStatus::Succeeded,
             error: None,
-            duration_s,
+            duration_s: result.duration_s,
             metrics: Some(metrics),
         })
-    }
-}
-
-/// Writes the `.stats.json` of `wildcards-gen --analyze` plus batch-client's `batch` section.
-fn write_stats(
-    path: &Path,
-    stats: &wildcards_core::stats::StatsFile,
-    batch: &BatchStats,
-) -> Result<()> {
-    let mut value = serde_json::to_value(stats)?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("batch".into(), serde_json::to_value(batch)?);
-    }
-    write_atomic(path, serde_json::to_string_pretty(&value)?.as_bytes())
-}
-
-/// The lint of the analysis: outliers over every list at the job's threshold.
-fn lint(
-    tree: &wildcards_core::taxonomy::TaxonomyNode,
-    threshold: f64,
-    embedder: &dyn Embedder,
-) -> Result<LintStats> {
-    let report = wildcards_core::semantic::lint::lint_tree(tree, embedder, threshold)?;
-    Ok(LintStats {
-        outliers: report.outliers_total,
-        threshold,
-        lists_checked: report.lists_checked,
-    })
-}
-
-/// Counts the texts a job embeds and the server's cache hits among them.
-struct Counting {
-    inner: Arc<dyn Embedder>,
-    texts: AtomicU64,
-    hits: AtomicU64,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Embedder>) -> Self {
-        Self { inner, texts: AtomicU64::new(0), hits: AtomicU64::new(0) }
-    }
-
-    fn totals(&self) -> (u64, u64) {
-        (self.texts.load(Ordering::Relaxed), self.hits.load(Ordering::Relaxed))
-    }
-}
-
-impl Embedder for Counting {
-    fn embed(&self, texts: &[String]) -> Result<Embeddings> {
-        let e = self.inner.embed(texts)?;
-        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
-        self.hits.fetch_add(e.cache_hits as u64, Ordering::Relaxed);
-        Ok(e)
     }
 }
 
@@ -245,31 +186,5 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     match PANIC_LOCATION.lock().unwrap_or_else(|e| e.into_inner()).take() {
         Some(loc) => format!("{msg} (at {loc})"),
         None => msg,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    /// Answers every call; one cache hit per call.
-    struct Fixed {
-        calls: AtomicUsize,
-    }
-
-    impl Embedder for Fixed {
-        fn embed(&self, texts: &[String]) -> Result<Embeddings> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(Embeddings { dim: 1, vectors: vec![vec![1.0]; texts.len()], cache_hits: 1 })
-        }
-    }
-
-    #[test]
-    fn counting_adds_up_texts_and_cache_hits() {
-        let c = Counting::new(Arc::new(Fixed { calls: AtomicUsize::new(0) }));
-        c.embed(&["a".to_string(), "b".to_string()]).unwrap();
-        c.embed(&["c".to_string()]).unwrap();
-        assert_eq!(c.totals(), (3, 2));
     }
 }

@@ -3,17 +3,16 @@
 //! The data dir is `--data-dir`, else env `WILDCARDS_DATA_DIR`, else the per-user cache dir
 //! (`~/.cache/wildcards-gen/data` on Linux). Inside it each dataset has its folder
 //! (`tencent/dictionary_and_semantic_hierarchy.txt`, ...). A file already there is used as
-//! is; a missing one is downloaded once from its official URL into a temp file beside it,
-//! with a progress bar on a terminal, and renamed into place when complete, so an
-//! interrupted download never leaves a half file that later runs would trust.
+//! is; a missing one is downloaded once from its official URL (through the caller's
+//! [`Fetcher`], which draws the progress) into a temp file beside it, and renamed into place
+//! when complete, so an interrupted download never leaves a half file that later runs would
+//! trust.
 
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Environment variable naming the data dir.
 pub const DATA_DIR_ENV: &str = "WILDCARDS_DATA_DIR";
@@ -57,32 +56,49 @@ pub fn data_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-/// How a download reports progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// A progress bar on stderr when it is a terminal, nothing otherwise.
-    Auto,
-    /// Never draw anything (workers, `--quiet`).
-    Hidden,
+/// Fetches official dataset files over the network. Core has no HTTP client of its own (it
+/// stays free of network and terminal crates): the command-line tools plug one in, and
+/// tests plug in one that reads files on disk.
+pub trait Fetcher: Send + Sync {
+    /// Starts a download of `url`.
+    fn open(&self, url: &str) -> Result<Body>;
+
+    /// Called as bytes arrive: `done` of `total` (when the server said), for a progress bar.
+    fn progress(&self, _file: &str, _done: u64, _total: Option<u64>) {}
+
+    /// Called once when the file is complete or the download failed.
+    fn finished(&self, _file: &str) {}
 }
 
+/// The body of a download in progress.
+pub struct Body {
+    /// Length the server announced, checked against what arrives.
+    pub len: Option<u64>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+/// How a loader may get a missing file: `None` means offline (a missing file is an error).
+pub type Fetch<'a> = Option<&'a dyn Fetcher>;
+
 /// Returns the path of `file` inside `data_dir`, downloading it first when it is missing.
-pub fn ensure(data_dir: &Path, file: &DataFile, progress: Progress) -> Result<PathBuf> {
+pub fn ensure(data_dir: &Path, file: &DataFile, fetch: Fetch) -> Result<PathBuf> {
     let dest = file.path_in(data_dir);
     if dest.is_file() {
         return Ok(dest);
     }
-    if std::env::var_os(OFFLINE_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
-        bail!(
+    let offline = std::env::var_os(OFFLINE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+    let fetcher = match fetch {
+        Some(f) if !offline => f,
+        _ => bail!(
             "{} is missing and {OFFLINE_ENV} forbids downloading it; download {} to that path or \
              point --data-dir / {DATA_DIR_ENV} at a folder that has {}/{}",
             dest.display(),
             file.url,
             file.folder,
             file.name
-        );
-    }
-    download(file.url, &dest, progress).with_context(|| {
+        ),
+    };
+    download(fetcher, file.url, &dest).with_context(|| {
         format!(
             "{} is missing and could not be downloaded from {}; download it by hand to that path \
              or point --data-dir / {DATA_DIR_ENV} at a folder that has {}/{}",
@@ -97,28 +113,25 @@ pub fn ensure(data_dir: &Path, file: &DataFile, progress: Progress) -> Result<Pa
 
 /// Downloads `url` to `dest` (creating its folder): into a temp file in the same folder,
 /// renamed over `dest` only when the body arrived completely.
-pub fn download(url: &str, dest: &Path, progress: Progress) -> Result<()> {
+pub fn download(fetcher: &dyn Fetcher, url: &str, dest: &Path) -> Result<()> {
     let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let result = fetch_into(fetcher, url, dir, dest, &name);
+    fetcher.finished(&name);
+    result
+}
 
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(20)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut response = agent.get(url).call().with_context(|| format!("GET {url} failed"))?;
-    let expected = response.body().content_length();
-
-    let bar = progress_bar(expected, progress, dest);
+fn fetch_into(fetcher: &dyn Fetcher, url: &str, dir: &Path, dest: &Path, name: &str) -> Result<()> {
+    let mut body = fetcher.open(url).with_context(|| format!("GET {url} failed"))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".download-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
-    let mut reader = response.body_mut().as_reader();
-    let written = copy_with_progress(&mut reader, tmp.as_file_mut(), &bar)
+    let report = |done: u64| fetcher.progress(name, done, body.len);
+    let written = copy_with_progress(&mut body.reader, tmp.as_file_mut(), &report)
         .with_context(|| format!("reading {url} failed"))?;
-    bar.finish_and_clear();
-    if let Some(n) = expected {
+    if let Some(n) = body.len {
         if n != written {
             bail!("{url} ended after {written} of {n} bytes");
         }
@@ -128,28 +141,11 @@ pub fn download(url: &str, dest: &Path, progress: Progress) -> Result<()> {
     Ok(())
 }
 
-fn progress_bar(len: Option<u64>, progress: Progress, dest: &Path) -> ProgressBar {
-    let visible = progress == Progress::Auto && io::stderr().is_terminal();
-    let bar = match len {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_draw_target(if visible {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    bar.set_message(format!("downloading {name}"));
-    bar
-}
-
-fn copy_with_progress(r: &mut dyn Read, w: &mut dyn Write, bar: &ProgressBar) -> io::Result<u64> {
+fn copy_with_progress(
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+    report: &dyn Fn(u64),
+) -> io::Result<u64> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
@@ -161,7 +157,7 @@ fn copy_with_progress(r: &mut dyn Read, w: &mut dyn Write, bar: &ProgressBar) ->
         };
         w.write_all(&buf[..n])?;
         total += n as u64;
-        bar.set_position(total);
+        report(total);
     }
     Ok(total)
 }
@@ -169,48 +165,46 @@ fn copy_with_progress(r: &mut dyn Read, w: &mut dyn Write, bar: &ProgressBar) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
-    use std::thread;
+    use std::sync::Mutex;
 
-    /// A one-shot HTTP/1.1 server on 127.0.0.1 answering every request with `body`
-    /// (or a 404 when `body` is None). Returns the base URL.
-    fn serve(body: Option<Vec<u8>>, requests: usize) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        thread::spawn(move || {
-            for stream in listener.incoming().take(requests) {
-                let mut stream = stream.unwrap();
-                let mut req = [0u8; 4096];
-                let _ = stream.read(&mut req);
-                let head = match &body {
-                    Some(b) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        b.len()
-                    ),
-                    None => {
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            .to_string()
-                    }
-                };
-                stream.write_all(head.as_bytes()).unwrap();
-                if let Some(b) = &body {
-                    stream.write_all(b).unwrap();
-                }
-            }
-        });
-        format!("http://{addr}")
+    /// Serves `file://`-like URLs from a folder on disk (the real HTTP fetcher lives with the
+    /// command-line tools); records the progress calls.
+    struct FromDisk {
+        root: PathBuf,
+        /// Claims this length instead of the real one (a cut-off body).
+        claim: Option<u64>,
+        seen: Mutex<Vec<u64>>,
+    }
+
+    impl Fetcher for FromDisk {
+        fn open(&self, url: &str) -> Result<Body> {
+            let path = self.root.join(url.rsplit('/').next().unwrap_or(url));
+            let file = fs::File::open(&path).with_context(|| format!("404 {url}"))?;
+            let len = self.claim.or(Some(file.metadata()?.len()));
+            Ok(Body { len, reader: Box::new(file) })
+        }
+        fn progress(&self, _file: &str, done: u64, _total: Option<u64>) {
+            self.seen.lock().unwrap().push(done);
+        }
+    }
+
+    fn source(payload: &[u8], claim: Option<u64>) -> (tempfile::TempDir, FromDisk) {
+        let src = tempfile::tempdir().unwrap();
+        fs::write(src.path().join("data.txt"), payload).unwrap();
+        let root = src.path().to_path_buf();
+        (src, FromDisk { root, claim, seen: Mutex::new(Vec::new()) })
     }
 
     #[test]
     fn downloads_a_missing_file_into_its_folder() {
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let base = serve(Some(payload.clone()), 1);
-        let url: &'static str = Box::leak(format!("{base}/data.txt").into_boxed_str());
+        let (_src, fetcher) = source(&payload, None);
         let dir = tempfile::tempdir().unwrap();
-        let file = DataFile { folder: "demo", name: "data.txt", url };
-        let path = ensure(dir.path(), &file, Progress::Hidden).unwrap();
+        let file = DataFile { folder: "demo", name: "data.txt", url: "https://example/data.txt" };
+        let path = ensure(dir.path(), &file, Some(&fetcher)).unwrap();
         assert_eq!(path, dir.path().join("demo/data.txt"));
         assert_eq!(fs::read(&path).unwrap(), payload);
+        assert_eq!(fetcher.seen.lock().unwrap().last(), Some(&200_000));
         // No temp file left behind.
         let names: Vec<_> = fs::read_dir(dir.path().join("demo")).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -221,22 +215,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("demo")).unwrap();
         fs::write(dir.path().join("demo/data.txt"), "local copy").unwrap();
-        // The URL points nowhere: it must not be contacted.
+        // No fetcher: it must not be needed.
         let file = DataFile { folder: "demo", name: "data.txt", url: "http://127.0.0.1:9/none" };
-        let path = ensure(dir.path(), &file, Progress::Hidden).unwrap();
+        let path = ensure(dir.path(), &file, None).unwrap();
         assert_eq!(fs::read_to_string(path).unwrap(), "local copy");
     }
 
     #[test]
-    fn a_failed_download_names_the_path_and_leaves_nothing() {
-        let base = serve(None, 1);
-        let url: &'static str = Box::leak(format!("{base}/missing.txt").into_boxed_str());
+    fn a_failed_or_short_download_names_the_path_and_leaves_nothing() {
+        let (_src, fetcher) = source(b"0123456789", None);
         let dir = tempfile::tempdir().unwrap();
-        let file = DataFile { folder: "demo", name: "missing.txt", url };
-        let err = format!("{:#}", ensure(dir.path(), &file, Progress::Hidden).unwrap_err());
+        let file = DataFile { folder: "demo", name: "missing.txt", url: "https://x/missing.txt" };
+        let err = format!("{:#}", ensure(dir.path(), &file, Some(&fetcher)).unwrap_err());
         assert!(err.contains("missing.txt is missing"), "{err}");
         assert!(err.contains("--data-dir"), "{err}");
         assert_eq!(fs::read_dir(dir.path().join("demo")).unwrap().count(), 0);
+
+        let (_src, short) = source(b"0123456789", Some(20));
+        let file = DataFile { folder: "demo", name: "data.txt", url: "https://x/data.txt" };
+        let err = format!("{:#}", ensure(dir.path(), &file, Some(&short)).unwrap_err());
+        assert!(err.contains("ended after 10 of 20 bytes"), "{err}");
+        assert_eq!(fs::read_dir(dir.path().join("demo")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn without_a_fetcher_a_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = DataFile { folder: "demo", name: "data.txt", url: "https://x/data.txt" };
+        let err = ensure(dir.path(), &file, None).unwrap_err().to_string();
+        assert!(err.contains("data.txt is missing"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
 
-use super::download::{self, DataFile, Progress};
+use super::download::{self, DataFile, Fetch};
 use crate::params::{Config, ImagenetFilter};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 use crate::wordnet::{Synset, WordNet};
@@ -63,19 +63,14 @@ pub const ABSTRACT_CATEGORIES: &[&str] = &[
 
 /// Loads the ImageNet hierarchy for `cfg`, fetching the class list `cfg.filter` names into the
 /// data dir when it is missing.
-pub fn load(
-    wn: &WordNet,
-    cfg: &Config,
-    data_dir: &Path,
-    progress: Progress,
-) -> Result<TaxonomyNode> {
+pub fn load(wn: &WordNet, cfg: &Config, data_dir: &Path, fetch: Fetch) -> Result<TaxonomyNode> {
     let classes = match cfg.filter {
         ImagenetFilter::None => None,
         ImagenetFilter::OneK => {
-            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_1K, progress)?)?)
+            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_1K, fetch)?)?)
         }
         ImagenetFilter::TwentyOneK => {
-            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_21K, progress)?)?)
+            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_21K, fetch)?)?)
         }
     };
     build_tree(wn, cfg, classes.as_ref())
@@ -295,7 +290,7 @@ mod tests {
             strict: Some(false),
             ..Default::default()
         });
-        let tree = load(wn(), &config, &data_dir(), Progress::Hidden).unwrap();
+        let tree = load(wn(), &config, &data_dir(), None).unwrap();
         assert_eq!(tree.name, "entity");
         assert!(tree.metadata.is_root);
         let list = read_class_list(wn(), &FILE_1K.path_in(&data_dir())).unwrap();

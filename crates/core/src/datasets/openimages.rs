@@ -22,7 +22,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::download::{self, DataFile, Progress};
+use super::download::{self, DataFile, Fetch};
 use crate::params::Config;
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 use crate::wordnet::{Synset, WordNet};
@@ -73,9 +73,9 @@ struct JsonNode {
 }
 
 /// Loads the Open Images tree for `cfg.bbox_only`, fetching the box files when missing.
-pub fn load(wn: &WordNet, cfg: &Config, data_dir: &Path, progress: Progress) -> Result<Loaded> {
-    let hierarchy = download::ensure(data_dir, &HIERARCHY, progress)?;
-    let boxable = download::ensure(data_dir, &BOXABLE, progress)?;
+pub fn load(wn: &WordNet, cfg: &Config, data_dir: &Path, fetch: Fetch) -> Result<Loaded> {
+    let hierarchy = download::ensure(data_dir, &HIERARCHY, fetch)?;
+    let boxable = download::ensure(data_dir, &BOXABLE, fetch)?;
     let names = read_class_descriptions(&boxable)?;
     let mut notes = Vec::new();
     let mut tree = box_tree(wn, &read_hierarchy(&hierarchy)?, &names, &mut notes);
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn bbox_mode_yields_every_boxable_class() {
-        let loaded = load(wn(), &cfg(true), &data_dir(), Progress::Hidden).unwrap();
+        let loaded = load(wn(), &cfg(true), &data_dir(), None).unwrap();
         assert!(loaded.notes.is_empty(), "{:?}", loaded.notes);
         let names = read_class_descriptions(&BOXABLE.path_in(&data_dir())).unwrap();
         // Our copy of the boxable list has 601 rows (the "600 classes" of the release + 1).
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn full_mode_without_v7_falls_back_with_a_note() {
-        let loaded = load(wn(), &cfg(false), &data_dir(), Progress::Hidden).unwrap();
+        let loaded = load(wn(), &cfg(false), &data_dir(), None).unwrap();
         assert_eq!(loaded.notes.len(), 1);
         assert!(loaded.notes[0].contains("oidv7-class-descriptions.csv"), "{}", loaded.notes[0]);
         assert!(loaded.notes[0].contains(V7_LABELS.url));
@@ -457,7 +457,7 @@ mod tests {
              /m/x4,\"Poodle, toy\"\n",
         )
         .unwrap();
-        let loaded = load(wn(), &cfg(false), dir.path(), Progress::Hidden).unwrap();
+        let loaded = load(wn(), &cfg(false), dir.path(), None).unwrap();
         let tree = &loaded.tree;
         // Beagle goes under the box category Dog (its nearest box hypernym).
         let dog = find(tree, "Dog").unwrap();

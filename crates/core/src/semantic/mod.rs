@@ -1,7 +1,6 @@
 //! The semantic engine: embeddings (from the embed-server), HDBSCAN/GLOSH outliers, arrangement.
 
 pub mod arrange;
-pub mod client;
 pub mod embedder;
 pub mod eval;
 pub mod hdbscan;

@@ -11,7 +11,7 @@ use super::embedder::Embedder;
 use super::outliers::{analyze_items, MIN_ITEMS};
 use super::vectors::VectorTable;
 use crate::params::Config;
-use crate::stats::Timeline;
+use crate::stats::{EventKind, Timeline};
 use crate::wordnet::WordNet;
 
 /// Embeddings and WordNet for the semantic steps of one job.
@@ -38,7 +38,7 @@ impl<'a> SemanticStage<'a> {
         self.table.add(self.embedder, texts)?;
         let (texts, hits, calls) = self.delta(before);
         timeline.log(
-            "embedding",
+            EventKind::Embedding,
             None,
             format!("embedded {texts} texts ({hits} from the server cache) in {calls} call(s)"),
             json!({
@@ -70,7 +70,7 @@ impl<'a> SemanticStage<'a> {
         let (texts, hits, _) = self.delta(before);
         let removed: Vec<&String> = analysis.outliers.iter().map(|&i| &items[i]).collect();
         timeline.log(
-            "cleaning",
+            EventKind::Cleaning,
             Some(context),
             format!("removed {} of {} items as outliers", removed.len(), items.len()),
             json!({
@@ -115,7 +115,7 @@ impl<'a> SemanticStage<'a> {
         let s = &arrangement.stats;
         let useful = arrangement.is_useful();
         timeline.log(
-            "arrangement",
+            EventKind::Arrangement,
             Some(context),
             if useful {
                 format!(
@@ -195,8 +195,8 @@ mod tests {
         assert!(arranged.is_some());
         assert_eq!(embedder.calls(), 1, "one embedding call for the whole job");
 
-        let kinds: Vec<&str> = timeline.events().iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["embedding", "cleaning", "arrangement"]);
+        let kinds: Vec<EventKind> = timeline.events().iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Embedding, EventKind::Cleaning, EventKind::Arrangement]);
         let embedding = &timeline.events()[0].data;
         assert_eq!(embedding["texts"], terms.len());
         let cleaning = &timeline.events()[1];

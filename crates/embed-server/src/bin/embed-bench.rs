@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use wildcards_core::semantic::client::{self, ClientOptions, EmbedClient};
-use wildcards_core::semantic::embedder::Embedder;
+use embed_api::client::{self, ClientOptions, EmbedClient};
 
 #[derive(Parser)]
 #[command(name = "embed-bench", about = "Benchmark embed-server on the Tencent category names")]
@@ -38,7 +37,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let data_dir = wildcards_core::datasets::download::data_dir(args.data_dir.as_deref())?;
+    let data_dir = data_dir(args.data_dir.as_deref())?;
     let mut names = tencent_first_names(&data_dir)?;
     if let Some(limit) = args.limit {
         names.truncate(limit);
@@ -179,22 +178,16 @@ impl Server {
     }
 
     fn client(&self) -> Result<EmbedClient> {
-        EmbedClient::connect(ClientOptions::new(self.address.clone()))
+        Ok(EmbedClient::connect(ClientOptions::new(self.address.clone()))?)
     }
 
     fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        embed_api::process::peak_rss_kib(self.child.id()).map(|kib| kib as f64 / 1024.0)
     }
 
     /// SIGTERM and wait, so the cache is checkpointed before the next server opens it.
     fn stop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        let _ = embed_api::process::signal(self.child.id(), embed_api::process::Signal::SIGTERM);
         let _ = self.child.wait();
     }
 }
@@ -205,6 +198,21 @@ impl Drop for Server {
             self.stop();
         }
     }
+}
+
+/// The dataset folder (as wildcards-gen finds it): the flag, else `WILDCARDS_DATA_DIR`, else
+/// the per-user cache dir. Written out here because embed-server does not depend on the
+/// pipeline crate that defines it.
+fn data_dir(flag: Option<&std::path::Path>) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os("WILDCARDS_DATA_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    dirs::cache_dir()
+        .map(|c| c.join("wildcards-gen").join("data"))
+        .context("no per-user cache dir: pass --data-dir")
 }
 
 fn fmt_mib(value: Option<f64>) -> String {

@@ -1,0 +1,124 @@
+//! embed-server as the pipeline's [`Embedder`]: the adapter between embed-api's gRPC client
+//! and wildcards-core's trait (core knows no gRPC; embed-api knows no pipeline), a counter of
+//! what a job embedded, and the [`Session`] the `wildcards-gen` commands use (a running
+//! server, or a private one started for the command).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use embed_api::client::{ClientOptions, EmbedClient};
+use wildcards_core::semantic::embedder::{Embedder, Embeddings};
+
+use crate::server::{find_or_start, PrivateServer};
+
+/// The gRPC client behind the [`Embedder`] trait.
+pub struct GrpcEmbedder {
+    client: EmbedClient,
+}
+
+impl GrpcEmbedder {
+    /// Connects to `addr` (`host:port` or `http://host:port`) with the one retry policy
+    /// ([`embed_api::client::DEFAULT_RETRY_FOR`]); the token, when the server needs one,
+    /// comes from env `WILDCARDS_EMBED_TOKEN`.
+    pub fn connect(addr: &str) -> Result<Self> {
+        let client = EmbedClient::connect(ClientOptions::from_env(Some(addr), None))?;
+        Ok(Self { client })
+    }
+
+    /// Wraps a client made with other options (tests: short retries).
+    pub fn new(client: EmbedClient) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&self) -> &EmbedClient {
+        &self.client
+    }
+}
+
+impl Embedder for GrpcEmbedder {
+    fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+        let e = self.client.embed(texts)?;
+        Ok(Embeddings { dim: e.dim, vectors: e.vectors, cache_hits: e.cache_hits })
+    }
+}
+
+/// Counts the texts a job embeds and the server's cache hits among them.
+pub struct Counting {
+    inner: Arc<dyn Embedder>,
+    texts: AtomicU64,
+    hits: AtomicU64,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn Embedder>) -> Self {
+        Self { inner, texts: AtomicU64::new(0), hits: AtomicU64::new(0) }
+    }
+
+    /// (texts embedded, of those served from the server's cache).
+    pub fn totals(&self) -> (u64, u64) {
+        (self.texts.load(Ordering::Relaxed), self.hits.load(Ordering::Relaxed))
+    }
+}
+
+impl Embedder for Counting {
+    fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+        let e = self.inner.embed(texts)?;
+        self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        self.hits.fetch_add(e.cache_hits as u64, Ordering::Relaxed);
+        Ok(e)
+    }
+}
+
+/// A connected embedder for one command; a private server it started stops when the session
+/// is dropped.
+pub struct Session {
+    embedder: Arc<GrpcEmbedder>,
+    _private: Option<PrivateServer>,
+}
+
+impl Session {
+    /// The server named by `flag` (else env, else the default) when it answers, else a
+    /// private one with its log at `log`; notes go to stderr.
+    pub fn connect(flag: Option<&str>, log: &Path) -> Result<Self> {
+        let say = |s: &str| {
+            if !s.starts_with("using ") {
+                eprintln!("note: {s}");
+            }
+        };
+        let choice = find_or_start(flag, log, &say)?;
+        let embedder = Arc::new(GrpcEmbedder::connect(&choice.addr)?);
+        Ok(Self { embedder, _private: choice.private })
+    }
+
+    pub fn embedder(&self) -> Arc<dyn Embedder> {
+        self.embedder.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Answers every call; one cache hit per call.
+    struct Fixed {
+        calls: AtomicUsize,
+    }
+
+    impl Embedder for Fixed {
+        fn embed(&self, texts: &[String]) -> Result<Embeddings> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(Embeddings { dim: 1, vectors: vec![vec![1.0]; texts.len()], cache_hits: 1 })
+        }
+    }
+
+    #[test]
+    fn counting_adds_up_texts_and_cache_hits() {
+        let c = Counting::new(Arc::new(Fixed { calls: AtomicUsize::new(0) }));
+        c.embed(&["a".to_string(), "b".to_string()]).unwrap();
+        c.embed(&["c".to_string()]).unwrap();
+        assert_eq!(c.totals(), (3, 2));
+    }
+}

@@ -1,0 +1,153 @@
+//! One job of a batch: what to generate ([`JobSpec`], expanded from a manifest) and how it
+//! went ([`JobOutcome`]). Both travel between batch-client and its workers as JSON lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use wildcards_core::params::{Config, Dataset, Params};
+use wildcards_core::stats::StructureStats;
+
+/// Where in the manifest a job was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// `jobs[i]`
+    Job(usize),
+    /// `matrix` / `matrix[i]`
+    Matrix(usize),
+}
+
+/// A fully expanded job: every value decided, paths absolute or relative to the caller's
+/// working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Position in the batch (run order, report order).
+    pub index: usize,
+    pub name: String,
+    pub dataset: Dataset,
+    /// The job's parameters with `default_params` (and a matrix's `base_params`) merged under.
+    pub params: Params,
+    pub analyze: bool,
+    pub save_stats: bool,
+    /// The skeleton file to write.
+    pub output: PathBuf,
+    /// Dataset folder for this job, when the manifest sets one.
+    pub data_dir: Option<PathBuf>,
+    /// Human-readable origin: `jobs[2]`, `matrix[1]`.
+    pub origin: String,
+    pub origin_index: Origin,
+    /// For matrix jobs, the matrix values that made this job (param name -> text).
+    pub axes: BTreeMap<String, String>,
+}
+
+impl JobSpec {
+    /// The effective configuration (presets and dataset overrides resolved).
+    pub fn config(&self) -> Config {
+        self.params.resolve(self.dataset)
+    }
+
+    /// Whether the job calls the embedding service: semantic cleaning or arrangement, or the
+    /// analysis, whose lint scores outliers with embeddings.
+    pub fn needs_embeddings(&self) -> bool {
+        self.params.needs_embeddings() || self.analyze
+    }
+
+    /// `<output>.stats.json`.
+    pub fn stats_path(&self) -> PathBuf {
+        stats_path_for(&self.output)
+    }
+
+    /// A hash of everything that decides the job's output: the effective configuration and
+    /// whether it is analysed. Recorded in the stats file; `--resume` compares it.
+    pub fn param_hash(&self) -> String {
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            config: &'a Config,
+            analyze: bool,
+        }
+        let json = serde_json::to_string(&Hashed { config: &self.config(), analyze: self.analyze })
+            .unwrap_or_default();
+        let digest = Sha256::digest(json.as_bytes());
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// `out/tencent_baseline.yaml` -> `out/tencent_baseline.stats.json` (as `wildcards-gen`).
+pub fn stats_path_for(output: &Path) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    output.with_file_name(format!("{stem}.stats.json"))
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Succeeded,
+    Failed,
+    /// Not run again: `--resume` found its outputs made with the same parameters.
+    Resumed,
+    /// Stopped by Ctrl-C while running.
+    Interrupted,
+    /// Never started (the batch was interrupted first).
+    NotRun,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Resumed => "resumed",
+            JobStatus::Interrupted => "interrupted",
+            JobStatus::NotRun => "not run",
+        }
+    }
+
+    /// Succeeded now or earlier (resumed): its outputs are there.
+    pub fn is_success(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Resumed)
+    }
+}
+
+/// The numbers of one finished job, as report.md and summary.csv show them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobMetrics {
+    /// The skeleton's shape, as its `.stats.json` records it (flattened: the JSON line keeps
+    /// one flat object of numbers).
+    #[serde(flatten)]
+    pub structure: StructureStats,
+    /// Outliers the lint finds at the job's `semantic_threshold` (only when analysed).
+    pub outliers: Option<usize>,
+    /// Texts the job sent to the embedding service, and how many it served from its cache.
+    pub embed_texts: u64,
+    pub embed_cache_hits: u64,
+}
+
+/// How one job went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    pub status: JobStatus,
+    /// Why it failed (or was interrupted).
+    pub error: Option<String>,
+    /// Wall time of the job in its worker, seconds.
+    pub duration_s: f64,
+    pub metrics: Option<JobMetrics>,
+}
+
+impl JobOutcome {
+    pub fn failed(error: impl Into<String>, duration_s: f64) -> Self {
+        Self { status: JobStatus::Failed, error: Some(error.into()), duration_s, metrics: None }
+    }
+}
+
+/// What batch-client adds to a job's `.stats.json` (under the key `batch`): the job, the
+/// parameter hash `--resume` compares, and the embedding counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchStats {
+    pub job: String,
+    pub param_hash: String,
+    pub embed_texts: u64,
+    pub embed_cache_hits: u64,
+}

@@ -1,0 +1,487 @@
+//! What a batch prints and writes about its jobs: the `--dry-run` job table, and (after a run)
+//! `report.md` for people and `summary.csv` for spreadsheets and scripts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use wildcards_core::output::write_atomic;
+
+use crate::job::{JobOutcome, JobSpec, JobStatus};
+use crate::manifest::varying_params;
+use wildcards_core::compare::{self, Comparison};
+
+/// A parameter's effective value as table text (scalars plain, lists joined by `+`).
+pub fn param_value(job: &JobSpec, name: &str) -> String {
+    if name == "dataset" {
+        return job.dataset.to_string();
+    }
+    let config = serde_json::to_value(job.config()).unwrap_or_default();
+    json_text(config.get(name).unwrap_or(&serde_json::Value::Null))
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(json_text).collect::<Vec<_>>().join("+"),
+        other => other.to_string(),
+    }
+}
+
+/// The expanded jobs as an aligned text table: number, name, dataset, the parameters that vary
+/// between jobs, whether the job needs the embedding server, and its output file.
+pub fn job_table(jobs: &[JobSpec], output_dir: &Path) -> String {
+    let varying = varying_params(jobs);
+    let mut header = vec!["#".to_string(), "name".into()];
+    if !varying.iter().any(|v| v == "dataset") {
+        header.push("dataset".into());
+    }
+    header.extend(varying.iter().cloned());
+    header.extend(["embeddings".into(), "output".into()]);
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            let mut row = vec![(j.index + 1).to_string(), j.name.clone()];
+            if !varying.iter().any(|v| v == "dataset") {
+                row.push(j.dataset.to_string());
+            }
+            row.extend(varying.iter().map(|p| param_value(j, p)));
+            row.push(if j.needs_embeddings() { "yes" } else { "no" }.into());
+            let out = j.output.strip_prefix(output_dir).unwrap_or(&j.output);
+            row.push(out.display().to_string());
+            row
+        })
+        .collect();
+    aligned(&header, &rows)
+}
+
+/// Left-aligned columns separated by two spaces.
+fn aligned(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(header);
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out
+}
+
+/// A job and how it went: one row of the report.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub spec: JobSpec,
+    pub outcome: JobOutcome,
+    /// This job's output compared with the baseline job's (`config.baseline`), when both
+    /// outputs exist and could be read; see [`compare_with_baseline`].
+    pub vs_baseline: Option<Comparison>,
+}
+
+impl JobRecord {
+    pub fn new(spec: JobSpec, outcome: JobOutcome) -> Self {
+        Self { spec, outcome, vs_baseline: None }
+    }
+}
+
+/// Compares every successful job's skeleton with the baseline job's (`config.baseline`):
+/// Jaccard of the item sets and ARI of the groupings, for the `*_vs_baseline` columns.
+/// Returns a note for each comparison that could not be made (baseline failed, an output
+/// that is not a skeleton YAML, ...) so that the report can say why a cell is empty.
+pub fn compare_with_baseline(records: &mut [JobRecord], baseline: &str) -> Vec<String> {
+    records.iter_mut().for_each(|r| r.vs_baseline = None);
+    let mut notes = Vec::new();
+    let Some(base) = records.iter().find(|r| r.spec.name == baseline) else {
+        return vec![format!("baseline job `{baseline}` is not in this batch")];
+    };
+    if !base.outcome.status.is_success() {
+        return vec![format!(
+            "baseline job `{baseline}` has no output ({}), so no job is compared with it",
+            base.outcome.status.as_str()
+        )];
+    }
+    let base_tree = match wildcards_core::output::read_yaml(&base.spec.output) {
+        Ok(t) => t,
+        Err(e) => return vec![format!("baseline job `{baseline}`: {e:#}")],
+    };
+    for r in records.iter_mut().filter(|r| r.outcome.status.is_success()) {
+        if r.spec.name == baseline {
+            // Already read: no second parse of the same file.
+            r.vs_baseline = Some(compare::compare_trees(&base_tree, &base_tree));
+            continue;
+        }
+        match wildcards_core::output::read_yaml(&r.spec.output) {
+            Ok(tree) => r.vs_baseline = Some(compare::compare_trees(&tree, &base_tree)),
+            Err(e) => notes.push(format!("job `{}`: {e:#}", r.spec.name)),
+        }
+    }
+    notes
+}
+
+/// The comparison columns of summary.csv, present when the manifest names a baseline.
+pub const BASELINE_COLUMNS: &[&str] = &["jaccard_vs_baseline", "ari_vs_baseline"];
+
+/// The baseline cells of a record (empty when it was not compared).
+fn baseline_cells(r: &JobRecord) -> [String; 2] {
+    match &r.vs_baseline {
+        Some(c) => [format!("{:.4}", c.jaccard), format!("{:.4}", c.ari)],
+        None => [String::new(), String::new()],
+    }
+}
+
+/// Facts about the whole run for the report's header.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub manifest: PathBuf,
+    pub output_dir: PathBuf,
+    pub workers: usize,
+    pub wall_s: f64,
+    /// Which embedding server served the batch (and whether batch-client started it).
+    pub server: Option<String>,
+    /// Set when the run was stopped (Ctrl-C) before every job finished.
+    pub interrupted: bool,
+    /// Peak resident memory of each worker process, KiB.
+    pub worker_peak_rss_kb: Vec<u64>,
+    /// Peak resident memory of the private embed-server, KiB (unknown for a shared one).
+    pub server_peak_rss_kb: Option<u64>,
+    /// The manifest's `config.baseline` job, when set: adds the `*_vs_baseline` columns.
+    pub baseline: Option<String>,
+    /// Why some baseline comparisons are missing (see [`compare_with_baseline`]).
+    pub baseline_notes: Vec<String>,
+}
+
+/// The metric columns of summary.csv, after the varying parameters (DESIGN.md "Report").
+pub const METRIC_COLUMNS: &[&str] = &[
+    "status",
+    "error",
+    "duration_s",
+    "file_bytes",
+    "categories",
+    "leaf_lists",
+    "items",
+    "max_depth",
+    "avg_branching",
+    "avg_leaf_size",
+    "outliers",
+    "embed_texts",
+    "embed_cache_hits",
+];
+
+/// The metric cells of a record, in [`METRIC_COLUMNS`] order; numbers are empty for a job
+/// without metrics (failed, not run).
+fn metric_cells(r: &JobRecord) -> Vec<String> {
+    let o = &r.outcome;
+    let mut cells = vec![
+        o.status.as_str().to_string(),
+        o.error.clone().unwrap_or_default(),
+        format!("{:.3}", o.duration_s),
+    ];
+    match &o.metrics {
+        Some(m) => cells.extend([
+            m.structure.file_bytes.to_string(),
+            m.structure.categories.to_string(),
+            m.structure.leaf_lists.to_string(),
+            m.structure.items.to_string(),
+            m.structure.max_depth.to_string(),
+            format!("{:.2}", m.structure.avg_branching),
+            format!("{:.2}", m.structure.avg_leaf_size),
+            m.outliers.map(|n| n.to_string()).unwrap_or_default(),
+            m.embed_texts.to_string(),
+            m.embed_cache_hits.to_string(),
+        ]),
+        None => cells.extend(std::iter::repeat_n(String::new(), METRIC_COLUMNS.len() - 3)),
+    }
+    cells
+}
+
+/// summary.csv: a header row, then one row a job: `job`, every parameter that varies across
+/// the jobs, then [`METRIC_COLUMNS`], then [`BASELINE_COLUMNS`] when a baseline is named.
+pub fn summary_csv(records: &[JobRecord], baseline: Option<&str>) -> Result<String> {
+    let specs: Vec<JobSpec> = records.iter().map(|r| r.spec.clone()).collect();
+    let varying = varying_params(&specs);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["job".to_string()];
+    header.extend(varying.iter().cloned());
+    header.extend(METRIC_COLUMNS.iter().map(|c| c.to_string()));
+    if baseline.is_some() {
+        header.extend(BASELINE_COLUMNS.iter().map(|c| c.to_string()));
+    }
+    w.write_record(&header)?;
+    for r in records {
+        let mut row = vec![r.spec.name.clone()];
+        row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
+        row.extend(metric_cells(r));
+        if baseline.is_some() {
+            row.extend(baseline_cells(r));
+        }
+        w.write_record(&row)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing summary.csv: {e}"))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+/// report.md: what ran, a results table, and every failed job with its error.
+pub fn report_md(info: &RunInfo, records: &[JobRecord]) -> String {
+    let mut md = String::new();
+    md.push_str(&format!("# Batch report: {}\n\n", info.manifest.display()));
+    if info.interrupted {
+        md.push_str("**Interrupted (Ctrl-C):** only the finished jobs have results; ");
+        md.push_str("run again with `--resume` to run the rest.\n\n");
+    }
+    md.push_str(&run_facts_md(info, records));
+    md.push_str("\n## Results\n\n");
+    md.push_str(&results_table_md(info, records));
+    md.push_str(&failed_jobs_md(records));
+    md
+}
+
+/// The bullet list of run facts: folder, job counts, workers, server, memory, baseline.
+fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
+    let count = |s: JobStatus| records.iter().filter(|r| r.outcome.status == s).count();
+    let mut md = format!("- Output folder: `{}`\n", info.output_dir.display());
+    md.push_str(&format!(
+        "- Jobs: {} — {} succeeded, {} resumed, {} failed, {} interrupted, {} not run\n",
+        records.len(),
+        count(JobStatus::Succeeded),
+        count(JobStatus::Resumed),
+        count(JobStatus::Failed),
+        count(JobStatus::Interrupted),
+        count(JobStatus::NotRun),
+    ));
+    md.push_str(&format!("- Workers: {}; wall time {:.1} s\n", info.workers, info.wall_s));
+    if let Some(server) = &info.server {
+        md.push_str(&format!("- Embedding server: {server}\n"));
+    }
+    if !info.worker_peak_rss_kb.is_empty() {
+        let mb: Vec<String> = info
+            .worker_peak_rss_kb
+            .iter()
+            .map(|kb| format!("{:.1}", *kb as f64 / 1024.0))
+            .collect();
+        md.push_str(&format!("- Peak memory (RSS) of the workers: {} MB\n", mb.join(", ")));
+    }
+    if let Some(kb) = info.server_peak_rss_kb {
+        md.push_str(&format!(
+            "- Peak memory (RSS) of the embed-server: {:.1} MB\n",
+            kb as f64 / 1024.0
+        ));
+    }
+    if let Some(b) = &info.baseline {
+        md.push_str(&format!(
+            "- Baseline: `{b}` (Jaccard of the item sets and adjusted Rand index of the \
+             groupings against its output)\n"
+        ));
+        for note in &info.baseline_notes {
+            md.push_str(&format!("  - not compared: {note}\n"));
+        }
+    }
+    md
+}
+
+/// The results table: one row a job, the varying parameters, then the measures.
+fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
+    let specs: Vec<JobSpec> = records.iter().map(|r| r.spec.clone()).collect();
+    let varying = varying_params(&specs);
+    let mut header = vec!["job".to_string()];
+    header.extend(varying.iter().cloned());
+    header.extend(
+        [
+            "status",
+            "time (s)",
+            "categories",
+            "leaf lists",
+            "items",
+            "max depth",
+            "avg branching",
+            "avg leaf size",
+            "outliers",
+            "embedded (cache hits)",
+            "file bytes",
+        ]
+        .map(String::from),
+    );
+    if info.baseline.is_some() {
+        header.extend(["Jaccard vs baseline", "ARI vs baseline"].map(String::from));
+    }
+    let mut md = md_row(&header);
+    md.push_str(&md_row(&header.iter().map(|_| "---".to_string()).collect::<Vec<_>>()));
+    for r in records {
+        let mut row = vec![r.spec.name.clone()];
+        row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
+        let c = metric_cells(r);
+        // c: status, error, duration, bytes, categories, leaf_lists, items, depth, branching,
+        // leaf size, outliers, embed_texts, cache hits
+        let embedded = match &r.outcome.metrics {
+            Some(m) => format!("{} ({})", m.embed_texts, m.embed_cache_hits),
+            None => String::new(),
+        };
+        row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10].map(|i| c[i].clone()));
+        row.extend([embedded, c[3].clone()]);
+        if info.baseline.is_some() {
+            row.extend(baseline_cells(r));
+        }
+        md.push_str(&md_row(&row));
+    }
+    md
+}
+
+/// A section per failed job with where it was defined and its error.
+fn failed_jobs_md(records: &[JobRecord]) -> String {
+    let failed: Vec<&JobRecord> =
+        records.iter().filter(|r| r.outcome.status == JobStatus::Failed).collect();
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut md = "\n## Failed jobs\n".to_string();
+    for r in failed {
+        md.push_str(&format!(
+            "\n### {}\n\n- defined at `{}`\n- output `{}`\n\n```text\n{}\n```\n",
+            r.spec.name,
+            r.spec.origin,
+            r.spec.output.display(),
+            r.outcome.error.as_deref().unwrap_or("(no message)").trim_end()
+        ));
+    }
+    md
+}
+
+/// One markdown table row; `|` inside cells is escaped.
+fn md_row(cells: &[String]) -> String {
+    let cells: Vec<String> =
+        cells.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
+
+/// Writes `report.md` and `summary.csv` into the output folder (atomically) and returns
+/// their paths.
+pub fn write_reports(info: &RunInfo, records: &[JobRecord]) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(&info.output_dir)
+        .with_context(|| format!("creating {}", info.output_dir.display()))?;
+    let md = info.output_dir.join("report.md");
+    let csv = info.output_dir.join("summary.csv");
+    write_atomic(&md, report_md(info, records).as_bytes())?;
+    write_atomic(&csv, summary_csv(records, info.baseline.as_deref())?.as_bytes())?;
+    Ok((md, csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobMetrics;
+    use crate::manifest;
+    use wildcards_core::stats::StructureStats;
+
+    fn records() -> Vec<JobRecord> {
+        let m = manifest::parse(
+            "jobs:\n  - {name: a, params: {min_leaf_size: 5}}\n  - {name: b, params: {min_leaf_size: 9}}\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let metrics = JobMetrics {
+            structure: StructureStats {
+                file_bytes: 120,
+                categories: 7,
+                leaf_lists: 4,
+                items: 30,
+                max_depth: 3,
+                avg_branching: 2.5,
+                avg_leaf_size: 7.5,
+            },
+            outliers: Some(2),
+            embed_texts: 30,
+            embed_cache_hits: 12,
+        };
+        vec![
+            JobRecord::new(
+                m.jobs[0].clone(),
+                JobOutcome {
+                    status: JobStatus::Succeeded,
+                    error: None,
+                    duration_s: 1.25,
+                    metrics: Some(metrics),
+                },
+            ),
+            JobRecord::new(m.jobs[1].clone(), JobOutcome::failed("boom | bad", 0.5)),
+        ]
+    }
+
+    #[test]
+    fn summary_has_varying_params_then_metrics() {
+        let csv = summary_csv(&records(), None).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "job,min_leaf_size,status,error,duration_s,file_bytes,categories,leaf_lists,items,\
+             max_depth,avg_branching,avg_leaf_size,outliers,embed_texts,embed_cache_hits"
+        );
+        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,30,12");
+        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,");
+    }
+
+    #[test]
+    fn report_lists_failed_jobs_with_their_error() {
+        let info = RunInfo { manifest: "m.yaml".into(), workers: 2, ..Default::default() };
+        let md = report_md(&info, &records());
+        assert!(
+            md.contains(
+                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 30 (12) | 120 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| b | 9 | failed |"), "{md}");
+        assert!(md.contains("### b") && md.contains("boom | bad"), "{md}");
+        assert!(md.contains("1 succeeded, 0 resumed, 1 failed"), "{md}");
+    }
+
+    #[test]
+    fn baseline_columns_compare_each_output_with_the_baseline_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = records();
+        recs[0].spec.output = dir.path().join("a.yaml");
+        recs[1].spec.output = dir.path().join("b.yaml");
+        std::fs::write(&recs[0].spec.output, "root:\n  x: [a, b]\n  y: [c, d]\n").unwrap();
+        std::fs::write(&recs[1].spec.output, "root:\n  x: [a, b, c]\n  y: [d, e]\n").unwrap();
+        // b failed: only a is compared (with itself).
+        assert!(compare_with_baseline(&mut recs, "a").is_empty());
+        assert_eq!(recs[0].vs_baseline.as_ref().map(|c| (c.jaccard, c.ari)), Some((1.0, 1.0)));
+        assert!(recs[1].vs_baseline.is_none());
+        let csv = summary_csv(&recs, Some("a")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].ends_with(",embed_cache_hits,jaccard_vs_baseline,ari_vs_baseline"));
+        assert!(lines[1].ends_with(",12,1.0000,1.0000"), "{csv}");
+        assert!(lines[2].ends_with(",,,"), "{csv}");
+
+        // b succeeded: 4 common items of 5, grouped {a,b},{c,d} vs {a,b,c},{d}.
+        recs[1].outcome.status = JobStatus::Succeeded;
+        assert!(compare_with_baseline(&mut recs, "a").is_empty());
+        let c = recs[1].vs_baseline.clone().unwrap();
+        assert_eq!((c.common_items, c.union_items), (4, 5));
+        assert!((c.jaccard - 0.8).abs() < 1e-12);
+        let info = RunInfo { baseline: Some("a".into()), ..Default::default() };
+        let md = report_md(&info, &recs);
+        assert!(md.contains(&format!("| 0.8000 | {:.4} |", c.ari)), "{md}");
+
+        // A failed baseline: no job is compared, and the report says why.
+        recs[0].outcome = JobOutcome::failed("boom", 0.1);
+        let notes = compare_with_baseline(&mut recs, "a");
+        assert_eq!(
+            notes,
+            ["baseline job `a` has no output (failed), so no job is compared with it"]
+        );
+        let info =
+            RunInfo { baseline: Some("a".into()), baseline_notes: notes, ..Default::default() };
+        assert!(
+            report_md(&info, &recs).contains("  - not compared: baseline job `a` has no output")
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! `wildcards-gen arrange TERMS`: cluster a flat list of terms into named groups (no LLM).
+//!
+//! TERMS is a text file with one term per line (blank lines and `#` comments skipped) or a
+//! YAML file holding a list of terms (or one key with a list, whose key names the context).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wildcards_core::output::{to_yaml, write_atomic};
+use wildcards_core::params::ClusterMethod;
+use wildcards_core::semantic::arrange::{arrange_list, ArrangeParams};
+use wildcards_core::taxonomy::TaxonomyNode;
+use wildcards_core::wordnet::WordNet;
+
+use super::embedding::ServerArgs;
+
+#[derive(Debug, Args)]
+pub struct ArrangeArgs {
+    /// Terms to arrange: a text file (one per line) or a YAML list.
+    #[arg(value_name = "TERMS")]
+    pub terms: PathBuf,
+
+    /// Write the groups as a skeleton YAML here (default: print it).
+    #[arg(short, long, value_name = "OUT.yaml")]
+    pub output: Option<PathBuf>,
+
+    /// Smallest group of the first clustering pass.
+    #[arg(long = "min-cluster", value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u16).range(2..))]
+    pub min_cluster: u16,
+
+    /// A group is kept when its mean membership probability is at least this (0..1).
+    #[arg(long, value_name = "T", default_value_t = 0.15)]
+    pub threshold: f64,
+
+    /// Cluster selection of the first pass: eom (fewer, larger groups) or leaf (more, smaller).
+    #[arg(long, value_name = "eom|leaf", default_value = "eom", value_parser = parse_method)]
+    pub method: ClusterMethod,
+
+    /// Name of the top-level category (default: the YAML key, else the file name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// WordNet 3.0 database folder for group names (default: $WNHOME, /usr/share/wordnet, ...).
+    #[arg(long, value_name = "DIR")]
+    pub wordnet_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl ArrangeArgs {
+    pub fn run(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            bail!("--threshold {} is outside 0..1 (it is a mean probability)", self.threshold);
+        }
+        let (terms, key) = read_terms(&self.terms)?;
+        let wordnet = match &self.wordnet_dir {
+            Some(dir) => Some(WordNet::locate(Some(dir))?),
+            None => WordNet::locate(None)
+                .map_err(|e| eprintln!("warning: {e:#}; groups get keyword names"))
+                .ok(),
+        };
+        let name = self.name.clone().or(key).unwrap_or_else(|| file_stem(&self.terms));
+        let params = ArrangeParams {
+            min_cluster: usize::from(self.min_cluster),
+            threshold: self.threshold,
+            method: self.method,
+            ..ArrangeParams::default()
+        };
+        let embedder = self.server.connect()?;
+        let (arrangement, _) =
+            arrange_list(&terms, &*embedder.embedder(), wordnet.as_ref(), Some(&name), &params)?;
+        let mut root = TaxonomyNode::new(name);
+        root.children = arrangement.to_nodes();
+        if root.children.is_empty() {
+            root.items = terms.clone();
+        }
+        let yaml = to_yaml(&root)?;
+        eprintln!(
+            "{} terms: {} groups, {} left over ({})",
+            terms.len(),
+            arrangement.groups.len(),
+            arrangement.leftovers.len(),
+            arrangement.stats.names.join(", ")
+        );
+        match &self.output {
+            Some(out) => write_atomic(out, yaml.as_bytes())?,
+            None => batch_client::out!("{yaml}"),
+        }
+        Ok(())
+    }
+}
+
+/// The terms of TERMS (trimmed, de-duplicated, in order) and, for a YAML `{key: [...]}`
+/// file, the key.
+pub fn read_terms(path: &Path) -> Result<(Vec<String>, Option<String>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}: check the path", path.display()))?;
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref(),
+        Some("yaml" | "yml")
+    );
+    let (raw, key) = if is_yaml { yaml_terms(&text, path)? } else { (line_terms(&text), None) };
+    let mut terms: Vec<String> = Vec::with_capacity(raw.len());
+    for t in raw {
+        let t = t.trim().to_string();
+        if !t.is_empty() && !terms.contains(&t) {
+            terms.push(t);
+        }
+    }
+    if terms.is_empty() {
+        bail!("{} holds no terms: put one term per line (or a YAML list)", path.display());
+    }
+    Ok((terms, key))
+}
+
+fn line_terms(text: &str) -> Vec<String> {
+    text.lines().filter(|l| !l.trim_start().starts_with('#')).map(str::to_string).collect()
+}
+
+fn yaml_terms(text: &str, path: &Path) -> Result<(Vec<String>, Option<String>)> {
+    use serde_norway::Value;
+    let value: Value = serde_norway::from_str(text)
+        .with_context(|| format!("{} is not valid YAML", path.display()))?;
+    let (list, key) = match value {
+        Value::Sequence(s) => (s, None),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.into_iter().next().expect("one entry");
+            match (k, v) {
+                (Value::String(k), Value::Sequence(s)) => (s, Some(k)),
+                _ => bail!(
+                    "{}: expected a list of terms, or one key holding a list of terms",
+                    path.display()
+                ),
+            }
+        }
+        _ => bail!(
+            "{}: expected a list of terms, or one key holding a list of terms",
+            path.display()
+        ),
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            other => bail!(
+                "{}: entry {} of the list is not a term ({other:?}); use plain strings",
+                path.display(),
+                i + 1
+            ),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(|terms| (terms, key))
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("Terms").replace(['_', '-'], " ")
+}
+
+fn parse_method(s: &str) -> std::result::Result<ClusterMethod, String> {
+    match s.to_lowercase().as_str() {
+        "eom" => Ok(ClusterMethod::Eom),
+        "leaf" => Ok(ClusterMethod::Leaf),
+        _ => Err(format!("`{s}` is not a method; use eom or leaf")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_from_lines_and_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let txt = dir.path().join("birds.txt");
+        std::fs::write(&txt, "# birds\nrobin\n\n sparrow \nrobin\n").unwrap();
+        assert_eq!(read_terms(&txt).unwrap(), (vec!["robin".into(), "sparrow".into()], None));
+        let yaml = dir.path().join("b.yaml");
+        std::fs::write(&yaml, "Birds:\n  - robin\n  - owl\n").unwrap();
+        assert_eq!(
+            read_terms(&yaml).unwrap(),
+            (vec!["robin".into(), "owl".into()], Some("Birds".into()))
+        );
+        std::fs::write(&yaml, "a: 1\nb: 2\n").unwrap();
+        assert!(read_terms(&yaml).unwrap_err().to_string().contains("list of terms"));
+        std::fs::write(&txt, "\n# nothing\n").unwrap();
+        assert!(read_terms(&txt).unwrap_err().to_string().contains("holds no terms"));
+    }
+}

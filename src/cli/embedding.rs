@@ -1,0 +1,27 @@
+//! `--server` for the commands that need sentence embeddings (dataset with semantic options
+//! or `--analyze`, lint, arrange): connect to a running embed-server, or start a private one
+//! for this run when nothing answers (batch-client's rules, through the same code). A server
+//! started with `--api-key-file` needs its token in `WILDCARDS_EMBED_TOKEN`.
+
+use anyhow::Result;
+use batch_client::embedder::Session;
+use clap::Args;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Embedding server, `host:port` or `http://host:port` (default: env
+    /// WILDCARDS_EMBED_SERVER, else 127.0.0.1:50051; when none answers, a private server is
+    /// started for this run).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+impl ServerArgs {
+    /// An embedder for this run: the named (or default) server when it answers its health
+    /// check, else a private embed-server started beside this executable.
+    pub fn connect(&self) -> Result<Session> {
+        let log = std::env::temp_dir()
+            .join(format!("wildcards-gen-embed-server-{}.log", std::process::id()));
+        Session::connect(self.server.as_deref(), &log)
+    }
+}

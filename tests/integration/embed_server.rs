@@ -1,0 +1,413 @@
+//! End-to-end tests of embed-server: the real binary on loopback, the real model, the gRPC
+//! client from wildcards-core. Reference vectors come from sentence-transformers
+//! (`../shared/reference/minilm_reference.json`).
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use embed_api::proto::embedder_client::EmbedderClient;
+use embed_api::proto::{EmbedRequest, InfoRequest};
+use test_support::{reference_dir, test_data_dir, EmbedServer, EmbedServerOptions};
+
+struct Reference {
+    texts: Vec<String>,
+    vectors: Vec<Vec<f32>>,
+    empty_string: Vec<f32>,
+}
+
+fn decode(b64: &str) -> Vec<f32> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("reference vectors are base64");
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn reference() -> Reference {
+    let path = reference_dir().join("minilm_reference.json");
+    let text = std::fs::read_to_string(&path).expect("minilm_reference.json is readable");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let texts =
+        json["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    let vectors = json["embeddings_f32_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| decode(v.as_str().unwrap()))
+        .collect();
+    let empty_string = decode(json["empty_string"]["embedding_f32_b64"].as_str().unwrap());
+    Reference { texts, vectors, empty_string }
+}
+
+/// First names of the Tencent categories (4th column, first comma-separated name), distinct,
+/// in file order.
+fn tencent_names(n: usize) -> Vec<String> {
+    let path = test_data_dir().join("tencent/dictionary_and_semantic_hierarchy.txt");
+    let text = std::fs::read_to_string(&path).expect("Tencent hierarchy is readable");
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| line.split('\t').nth(3))
+        .map(|names| names.split(',').next().unwrap_or("").trim().to_string())
+        .filter(|name| seen.insert(name.clone()))
+        .take(n)
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn fidelity_matches_sentence_transformers() {
+    let server = EmbedServer::uncached().unwrap();
+    let client = server.client().unwrap();
+    let reference = reference();
+    let mut texts = reference.texts.clone();
+    texts.push(String::new());
+    let got = client.embed(&texts).unwrap();
+    assert_eq!(got.dim, 384);
+    assert_eq!(got.vectors.len(), texts.len());
+    assert_eq!(got.cache_hits, 0, "an uncached server has no hits");
+
+    let mut expected = reference.vectors.clone();
+    expected.push(reference.empty_string.clone());
+    let mut worst = (1.0f64, String::new());
+    for ((text, ours), theirs) in texts.iter().zip(&got.vectors).zip(&expected) {
+        let cos = cosine(ours, theirs);
+        if cos < worst.0 {
+            worst = (cos, text.clone());
+        }
+        let norm: f64 = ours.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{text:?} has norm {norm}");
+    }
+    println!("lowest cosine {:.7} for {:?}", worst.0, worst.1);
+    assert!(worst.0 >= 0.9999, "cosine {} for {:?}", worst.0, worst.1);
+
+    // Uncased tokenizer: three casings give the same vector; truncation at 256 tokens makes
+    // cat x254 and cat x255 identical.
+    let index = |t: &str| texts.iter().position(|x| x == t).unwrap();
+    let golden = &got.vectors[index("Golden Retriever")];
+    assert_eq!(golden, &got.vectors[index("GOLDEN RETRIEVER")]);
+    assert_eq!(golden, &got.vectors[index("gOlDeN rEtRiEvEr")]);
+    let cats: Vec<usize> = (0..texts.len()).filter(|&i| texts[i].starts_with("cat cat")).collect();
+    assert_eq!(cats.len(), 2);
+    assert_eq!(got.vectors[cats[0]], got.vectors[cats[1]]);
+
+    // An empty list gets an empty answer.
+    let empty = client.embed(&[]).unwrap();
+    assert!(empty.vectors.is_empty());
+    assert_eq!(empty.dim, 384);
+}
+
+#[test]
+fn second_run_is_served_from_cache_which_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache/embeddings.sqlite");
+    let texts = tencent_names(300);
+    let mut server = EmbedServer::with_cache(&cache).unwrap();
+    let client = server.client().unwrap();
+
+    let first = client.embed(&texts).unwrap();
+    assert_eq!(first.cache_hits, 0);
+    let second = client.embed(&texts).unwrap();
+    assert_eq!(second.cache_hits, texts.len(), "second run entirely from cache");
+    assert_eq!(first.vectors, second.vectors);
+    let info = client.info().unwrap();
+    assert_eq!(info.cache_hits, texts.len() as u64);
+    assert_eq!(info.cache_misses, texts.len() as u64);
+    assert!(info.cache_persistent);
+    assert_eq!(client.stats().cache_hits, texts.len() as u64);
+
+    // Info and health from the command line.
+    let binary = test_support::binary("embed-server");
+    let out = std::process::Command::new(&binary)
+        .args(["info", "--server", &server.address()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["model_id"], "sentence-transformers/all-MiniLM-L6-v2");
+    assert_eq!(json["cache_hits"], texts.len() as u64);
+    let health = std::process::Command::new(&binary)
+        .args(["health", "--server", &server.address()])
+        .output()
+        .unwrap();
+    assert!(health.status.success());
+    assert_eq!(String::from_utf8_lossy(&health.stdout).trim(), "SERVING");
+
+    // SIGTERM: clean exit, cache closed.
+    let status = server.terminate().unwrap();
+    assert!(status.success(), "{status}\n{}", server.log_text());
+    assert!(server.log_text().contains("embedding cache closed cleanly"));
+
+    let restarted = EmbedServer::with_cache(&cache).unwrap();
+    assert!(restarted.log_text().contains(&format!("({} entries)", texts.len())));
+    let third = restarted.client().unwrap().embed(&texts).unwrap();
+    assert_eq!(third.cache_hits, texts.len(), "served from the cache after a restart");
+    assert_eq!(third.vectors, first.vectors);
+}
+
+#[test]
+fn concurrent_clients_get_exactly_the_single_client_vectors() {
+    let server = EmbedServer::uncached().unwrap();
+    let texts = tencent_names(2000);
+    let single = server.client().unwrap().embed(&texts).unwrap().vectors;
+
+    let started = Instant::now();
+    let results: Vec<(usize, Vec<Vec<f32>>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let server = &server;
+                let mut mine = texts.clone();
+                mine.rotate_left(i * 250);
+                scope.spawn(move || {
+                    let client = server.client().unwrap();
+                    (i, client.embed(&mine).unwrap().vectors)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    println!("8 x 2000 texts in {:?}", started.elapsed());
+    for (i, vectors) in results {
+        let mut expected = single.clone();
+        expected.rotate_left(i * 250);
+        assert_eq!(vectors.len(), expected.len());
+        for (k, (a, b)) in vectors.iter().zip(&expected).enumerate() {
+            assert!(a == b, "client {i}, text {k}: vectors differ");
+        }
+    }
+}
+
+#[test]
+fn sigkill_mid_request_gives_a_clean_error_and_the_cache_stays_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("embeddings.sqlite");
+    let names = tencent_names(4500);
+    let (kept, big) = names.split_at(500);
+    let kept = kept.to_vec();
+    let big = big.to_vec();
+
+    let mut server = EmbedServer::with_cache(&cache).unwrap();
+    let client = server.client().unwrap();
+    let before = client.embed(&kept).unwrap();
+    // Wait until the writer thread committed them to SQLite.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.info().unwrap().cache_entries < kept.len() as u64 {
+        assert!(Instant::now() < deadline, "cache writes never landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let batches_before = client.info().unwrap().batches;
+
+    let port = server.port();
+    let doomed = server.client_with(|o| o.retry_for = Duration::from_millis(500)).unwrap();
+    let outcome = std::thread::scope(|scope| {
+        let request = scope.spawn(|| doomed.embed(&big));
+        // Kill once the big request is being computed.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.info().unwrap().batches < batches_before + 2 {
+            assert!(Instant::now() < deadline, "the big request never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server.kill();
+        request.join().unwrap()
+    });
+    let err = outcome.expect_err("the server died mid-request");
+    let message = format!("{err:#}");
+    assert!(message.contains("not reachable"), "{message}");
+    drop(server);
+
+    let restarted = EmbedServer::start(EmbedServerOptions {
+        cache: Some(cache.clone()),
+        port: Some(port),
+        ..Default::default()
+    })
+    .unwrap();
+    // The client of the killed server reconnects to the restarted one on its own.
+    let after = client.embed(&kept).unwrap();
+    assert_eq!(after.cache_hits, kept.len(), "served from the intact cache");
+    assert_eq!(after.vectors, before.vectors);
+    drop(restarted);
+}
+
+#[test]
+fn corrupt_cache_file_is_logged_and_vectors_stay_correct() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("embeddings.sqlite");
+    std::fs::write(&cache, "this is not a SQLite database\n".repeat(2000)).unwrap();
+    let server = EmbedServer::with_cache(&cache).unwrap();
+    assert!(server.log_text().contains("is unusable"), "{}", server.log_text());
+    let client = server.client().unwrap();
+    assert!(!client.info().unwrap().cache_persistent);
+
+    let reference = reference();
+    let texts: Vec<String> = reference.texts[..40].to_vec();
+    let got = client.embed(&texts).unwrap();
+    for (ours, theirs) in got.vectors.iter().zip(&reference.vectors) {
+        assert!(cosine(ours, theirs) >= 0.9999);
+    }
+    // The file was left alone for the user to inspect.
+    let untouched = std::fs::read_to_string(&cache).unwrap();
+    assert!(untouched.starts_with("this is not a SQLite database"));
+}
+
+#[test]
+fn oversize_requests_get_invalid_argument_and_the_server_keeps_serving() {
+    let server = EmbedServer::start(EmbedServerOptions {
+        extra_args: ["--max-texts", "10", "--max-text-bytes", "100"].map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+    let uri = format!("http://{}", server.address());
+    runtime().block_on(async {
+        let mut grpc = EmbedderClient::connect(uri).await.unwrap();
+        let request =
+            |n: usize, len: usize| EmbedRequest { texts: vec!["x".repeat(len); n], model: None };
+        let too_many = grpc.embed(request(11, 3)).await.unwrap_err();
+        assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+        assert!(too_many.message().contains("--max-texts"), "{}", too_many.message());
+        let ok = grpc.embed(request(10, 3)).await.unwrap().into_inner();
+        assert_eq!(ok.values.len(), 10 * 384);
+
+        let too_long = grpc.embed(request(1, 101)).await.unwrap_err();
+        assert_eq!(too_long.code(), tonic::Code::InvalidArgument);
+        assert!(too_long.message().contains("--max-text-bytes"));
+        let ok = grpc.embed(request(2, 100)).await.unwrap().into_inner();
+        assert_eq!(ok.values.len(), 2 * 384);
+
+        let wrong_model = grpc
+            .embed(EmbedRequest { texts: vec!["dog".into()], model: Some("bert-large".into()) })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong_model.code(), tonic::Code::NotFound);
+        let info = grpc.info(InfoRequest {}).await.unwrap().into_inner();
+        assert_eq!(info.max_texts, 10);
+    });
+
+    // The blocking client splits large inputs into chunks within the server's limit.
+    let texts = tencent_names(25);
+    let got = server.client().unwrap().embed(&texts).unwrap();
+    assert_eq!(got.vectors.len(), 25);
+}
+
+#[test]
+fn a_token_is_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("token");
+    std::fs::write(&key, "correct-horse\n").unwrap();
+    let server = EmbedServer::start(EmbedServerOptions {
+        api_key_file: Some(key.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    let uri = format!("http://{}", server.address());
+    runtime().block_on(async {
+        let mut grpc = EmbedderClient::connect(uri.clone()).await.unwrap();
+        let missing = grpc.info(InfoRequest {}).await.unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        let mut request =
+            tonic::Request::new(EmbedRequest { texts: vec!["dog".into()], model: None });
+        request.metadata_mut().insert("authorization", "Bearer wrong".parse().unwrap());
+        let wrong = grpc.embed(request).await.unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+    });
+
+    let err = server.client().err().expect("no token, no service");
+    assert!(format!("{err:#}").contains("WILDCARDS_EMBED_TOKEN"), "{err:#}");
+    let client = server.client_with(|o| o.token = Some("correct-horse".into())).unwrap();
+    assert_eq!(client.embed(&["dog".to_string()]).unwrap().vectors.len(), 1);
+    // Health stays open so supervisors can probe without the token.
+    assert!(embed_api::client::health(&server.address()).unwrap());
+}
+
+/// The promise of a graceful stop: every request the server accepted before SIGTERM is
+/// answered completely (no connection reset while the client reads the answers), the cache is
+/// closed cleanly (a restart serves all of them from it) and the server exits 0.
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_closes_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("embeddings.sqlite");
+    // Three chunks of 500, all sent at once (the client keeps up to 4 in flight).
+    let texts = tencent_names(1500);
+    let mut server = EmbedServer::with_cache(&cache).unwrap();
+    let client = server.client_with(|o| o.chunk_texts = 500).unwrap();
+    let watcher = server.client().unwrap();
+    let (answer, status) = std::thread::scope(|scope| {
+        let request = scope.spawn(|| client.embed(&texts));
+        // All three chunks accepted, and the model is working on them.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let info = watcher.info().unwrap();
+            if info.requests >= 3 && info.batches >= 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the request never started: {info:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!request.is_finished(), "answered before SIGTERM: the test would prove nothing");
+        let status = server.terminate().unwrap();
+        (request.join().unwrap(), status)
+    });
+    let log = server.log_text();
+    let answer = answer.unwrap_or_else(|e| panic!("the in-flight request completes: {e:#}\n{log}"));
+    assert_eq!(answer.vectors.len(), texts.len());
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("in-flight requests finished"), "{log}");
+    assert!(log.contains("embedding cache closed cleanly"), "{log}");
+
+    let restarted = EmbedServer::with_cache(&cache).unwrap();
+    let again = restarted.client().unwrap().embed(&texts).unwrap();
+    assert_eq!(again.cache_hits, texts.len(), "every answered vector reached the cache");
+    assert_eq!(again.vectors, answer.vectors);
+}
+
+/// A long request cut off by a server restart is retried and completes: the client's retry
+/// window opens at the failure, not when the request started. One request (one chunk) of long
+/// texts runs longer than the window before the kill, so a window counted from the start of
+/// the request would give up at once.
+#[test]
+fn a_long_request_cut_off_by_a_restart_is_retried_and_completes() {
+    let window = Duration::from_secs(5);
+    // 2,000 texts of 8 names each (~30 tokens): one chunk that takes the model several seconds.
+    let names = tencent_names(16_000);
+    let texts: Vec<String> = names.chunks(8).map(|c| c.join(", ")).take(2000).collect();
+    let mut server = EmbedServer::uncached().unwrap();
+    let port = server.port();
+    let client = server
+        .client_with(|o| {
+            o.retry_for = window;
+            o.chunk_texts = texts.len();
+            o.max_in_flight = 1;
+        })
+        .unwrap();
+    let (answer, restarted) = std::thread::scope(|scope| {
+        let started = Instant::now();
+        let request = scope.spawn(|| client.embed(&texts));
+        while started.elapsed() < window + Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!request.is_finished(), "the request must still be running when killed");
+        server.kill();
+        let restarted =
+            EmbedServer::start(EmbedServerOptions { port: Some(port), ..Default::default() })
+                .unwrap();
+        (request.join().unwrap(), restarted)
+    });
+    let answer = answer.expect("the request survives the restart");
+    assert_eq!(answer.vectors.len(), texts.len());
+    assert_eq!(client.stats().requests, 1, "one request (chunk), answered after the retry");
+    // The vectors are the model's: the same as a fresh request to the restarted server.
+    let sample: Vec<String> = texts.iter().step_by(97).cloned().collect();
+    let fresh = restarted.client().unwrap().embed(&sample).unwrap();
+    for (k, v) in fresh.vectors.iter().enumerate() {
+        assert_eq!(&answer.vectors[k * 97], v, "{}", sample[k]);
+    }
+}

@@ -1,0 +1,15 @@
+//! The end-to-end tests of wildcards-gen, batch-client and embed-server, as one test binary
+//! (one link of the whole workspace instead of one per file): the real binaries, the real
+//! model on a real gRPC server on loopback, the real WordNet and dataset files.
+
+mod batch_faults;
+mod batch_manifests;
+mod batch_seed;
+mod batch_server;
+mod batch_support;
+mod compare_cli;
+mod embed_server;
+mod params_agree;
+mod semantic_cli;
+mod semantic_quality;
+mod tencent_generation;

@@ -1,0 +1,81 @@
+//! The parameter table drives both front ends: `wildcards-gen dataset` flags and manifest
+//! params reject the same values with the same problem and fix, and a closed stdout ends a
+//! command quietly with exit 0.
+
+use std::process::{Command, Stdio};
+
+use test_support::{binary, test_data_dir};
+
+/// (flags, the same setting as manifest params, problem and fix both must say).
+const CASES: &[(&[&str], &str, &str)] = &[
+    (&["--depth", "0"], "{depth: 0}", "must be at least 1; use 1 or more"),
+    (
+        &["--smart", "--min-leaf", "0"],
+        "{smart: true, min_leaf_size: 0}",
+        "must be at least 1; use 1 or more",
+    ),
+    (
+        &["--smart", "--orphans-label-template", "misc"],
+        "{smart: true, orphans_label_template: misc}",
+        "\"misc\" has no `{}`",
+    ),
+];
+
+#[test]
+fn cli_and_manifest_reject_the_same_values_with_the_same_message() {
+    for (flags, params, message) in CASES {
+        let out = Command::new(binary("wildcards-gen"))
+            .args(["dataset", "tencent", "-q", "-o", "/dev/null"])
+            .args(*flags)
+            .env("WILDCARDS_DATA_DIR", test_data_dir())
+            .output()
+            .expect("run wildcards-gen");
+        let cli = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {cli}");
+        assert!(cli.contains(message), "{flags:?}: {cli}");
+
+        let dir = tempfile::tempdir().expect("temp");
+        let manifest = dir.path().join("m.yaml");
+        let text = format!("jobs:\n  - name: a\n    params: {params}\n");
+        std::fs::write(&manifest, text).expect("write manifest");
+        let out = Command::new(binary("batch-client"))
+            .arg(&manifest)
+            .arg("--dry-run")
+            .output()
+            .expect("run batch-client");
+        let batch = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{params}: {batch}");
+        let message = message.replace("; ", "");
+        let (problem, fix) = message.split_once("use").map_or((&message[..], ""), |(p, f)| (p, f));
+        assert!(batch.contains(problem.trim()), "{params}: {batch}");
+        assert!(batch.contains(fix.trim()), "{params}: {batch}");
+    }
+}
+
+/// Closes the command's stdout before it prints (as `| head -0` would) and returns the exit
+/// code and stderr.
+fn close_stdout_early(cmd: &mut Command) -> (Option<i32>, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    let mut analyze = Command::new(binary("wildcards-gen"));
+    analyze.args(["dataset", "tencent", "--analyze"]).env("WILDCARDS_DATA_DIR", test_data_dir());
+    let (code, err) = close_stdout_early(&mut analyze);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let dir = tempfile::tempdir().expect("temp");
+    let manifest = dir.path().join("m.yaml");
+    let grid = "matrix:\n  base_params: {smart: true}\n  axes: {min_leaf_size: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]}\n";
+    std::fs::write(&manifest, grid).expect("write");
+    let mut dry = Command::new(binary("batch-client"));
+    dry.arg(&manifest).arg("--dry-run");
+    let (code, err) = close_stdout_early(&mut dry);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

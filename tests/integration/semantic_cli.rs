@@ -1,0 +1,205 @@
+//! `wildcards-gen lint`, `arrange` and `dataset --semantic-*` end to end: the real binaries and
+//! the real embed-server on loopback.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use test_support::{binary, reference_dir, test_data_dir, EmbedServer};
+
+fn wildcards_gen(args: &[&str]) -> Output {
+    Command::new(binary("wildcards-gen")).args(args).output().expect("wildcards-gen runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Lists of `outlier_eval.json` where the reference flags exactly the planted outlier at 0.3.
+const PLANTED: [(usize, &str, &str); 4] = [
+    (1, "Dog", "fist"),
+    (15, "Snake", "tweed"),
+    (21, "Sport", "black bread"),
+    (34, "Feline", "pitchfork"),
+];
+
+/// A skeleton with instruction comments whose four lists each hold one planted outlier.
+fn planted_skeleton(path: &Path) -> Vec<String> {
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(reference_dir().join("outlier_eval.json")).unwrap(),
+    )
+    .unwrap();
+    let mut yaml = String::from("Test Skeleton: # instruction: lists with planted outliers\n");
+    let mut all = Vec::new();
+    for (index, name, planted) in PLANTED {
+        let list = &data["lists"][index];
+        let terms: Vec<String> =
+            list["terms"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().into()).collect();
+        assert!(terms.iter().any(|t| t == planted));
+        yaml.push_str(&format!("  {name}: # instruction: kinds of {}\n", name.to_lowercase()));
+        for t in &terms {
+            yaml.push_str(&format!("    - {t}\n"));
+        }
+        all.extend(terms);
+    }
+    std::fs::write(path, yaml).unwrap();
+    all
+}
+
+fn instruction_comments(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.split_once("# instruction:").map(|(_, c)| c.trim().into()))
+        .collect()
+}
+
+#[test]
+fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
+    let server = EmbedServer::uncached().expect("embed-server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("planted.yaml");
+    let items = planted_skeleton(&file);
+    let addr = server.address();
+    let file_arg = file.to_str().unwrap();
+
+    let report: Value = serde_json::from_str(&ok(&wildcards_gen(&[
+        "lint",
+        file_arg,
+        "--threshold",
+        "0.3",
+        "--format",
+        "json",
+        "--server",
+        &addr,
+    ])))
+    .expect("JSON report");
+    let found: Vec<(String, String)> = report["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            let list = l["path"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+            l["outliers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |o| (list.clone(), o["item"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    let expected: Vec<(String, String)> =
+        PLANTED.iter().map(|(_, list, item)| (list.to_string(), item.to_string())).collect();
+    assert_eq!(found, expected, "lint flags exactly the planted outliers");
+
+    let markdown = ok(&wildcards_gen(&["lint", file_arg, "--threshold", "0.3", "--server", &addr]));
+    assert!(markdown.contains("## Test Skeleton > Dog") && markdown.contains("| fist |"));
+
+    let cleaned = dir.path().join("clean.yaml");
+    ok(&wildcards_gen(&[
+        "lint",
+        file_arg,
+        "--threshold",
+        "0.3",
+        "--clean",
+        "-o",
+        cleaned.to_str().unwrap(),
+        "--server",
+        &addr,
+    ]));
+    let original = std::fs::read_to_string(&file).unwrap();
+    let written = std::fs::read_to_string(&cleaned).unwrap();
+    assert_eq!(instruction_comments(&written), instruction_comments(&original));
+    let tree = wildcards_core::output::from_yaml(&written).unwrap();
+    let mut kept = tree.all_items();
+    kept.sort();
+    let mut want: Vec<String> =
+        items.into_iter().filter(|i| !PLANTED.iter().any(|(_, _, p)| p == i)).collect();
+    want.sort();
+    assert_eq!(kept, want, "--clean removes exactly the reported outliers");
+}
+
+#[test]
+fn lint_clean_needs_an_output_file() {
+    let out = wildcards_gen(&["lint", "x.yaml", "--clean"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn arrange_groups_terms_deterministically() {
+    let server = EmbedServer::uncached().expect("embed-server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(reference_dir().join("arrangement_eval.json")).unwrap(),
+    )
+    .unwrap();
+    let terms: Vec<&str> =
+        data["lists"][2]["terms"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let input = dir.path().join("terms.txt");
+    std::fs::write(&input, terms.join("\n")).unwrap();
+    let run = |out: &Path| {
+        ok(&wildcards_gen(&[
+            "arrange",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--server",
+            &server.address(),
+        ]));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let a = run(&dir.path().join("a.yaml"));
+    let b = run(&dir.path().join("b.yaml"));
+    assert_eq!(a, b, "same input, same output");
+    let tree = wildcards_core::output::from_yaml(&a).unwrap();
+    assert!(tree.children.len() >= 3, "groups formed:\n{a}");
+    let mut got = tree.all_items();
+    got.sort();
+    let mut want: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "every term placed exactly once");
+    assert!(a.contains("# instruction:"), "WordNet-named groups carry their gloss:\n{a}");
+}
+
+/// Full Tencent, balanced, with cleaning and arrangement: two runs (cold, then warm cache)
+/// write byte-identical files, and the stats timeline records the semantic work.
+#[test]
+fn tencent_semantic_generation_is_byte_identical_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = EmbedServer::with_cache(&dir.path().join("cache.sqlite")).expect("server");
+    let addr = server.address();
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let o = Command::new(binary("wildcards-gen"))
+            .args(["dataset", "tencent", "--smart", "--preset", "balanced"])
+            .args(["--semantic-clean", "--semantic-arrange", "--analyze", "-q"])
+            .args(["--server", &addr, "-o", out.to_str().unwrap()])
+            .env("WILDCARDS_DATA_DIR", test_data_dir())
+            .output()
+            .unwrap();
+        ok(&o);
+        out
+    };
+    let first = run("a.yaml");
+    let second = run("b.yaml");
+    let (a, b) = (std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    assert!(a == b, "two runs differ");
+    let stats: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b.stats.json")).unwrap())
+            .unwrap();
+    let events = stats["events"].as_array().unwrap();
+    let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(count("embedding"), 1, "one embedding batch per job");
+    assert!(count("cleaning") > 100 && count("arrangement") > 10);
+    let embedding = events.iter().find(|e| e["kind"] == "embedding").unwrap();
+    assert_eq!(embedding["data"]["cache_hits"], embedding["data"]["texts"], "warm run: all cached");
+    let applied = events
+        .iter()
+        .filter(|e| e["kind"] == "arrangement" && e["data"]["applied"] == true)
+        .count();
+    assert!(applied > 0, "some lists were arranged into groups");
+}
