@@ -144,7 +144,8 @@ impl GenerateArgs {
     /// checked like a manifest's: flags that would do nothing, then the values.
     pub fn params(&self) -> Result<Params> {
         let mut p = self.params.params.clone();
-        params::check_usage(&p, &[("--smart-config", self.smart_config.is_some())])?;
+        let also_on: &[&str] = if self.analyze { &["analyze"] } else { &[] };
+        params::check_usage(&p, &[("--smart-config", self.smart_config.is_some())], also_on)?;
         if let Some(path) = &self.smart_config {
             p.smart_overrides = Some(wildcards_core::smart::read_smart_config(path)?);
         }

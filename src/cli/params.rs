@@ -150,10 +150,17 @@ fn value_of(def: &ParamDef, m: &ArgMatches) -> Option<Value> {
 
 /// Refuses flags that would do nothing (from the table's `needs`): smart thresholds without
 /// `--smart`, `--depth` with it, a semantic setting without its switch.
-pub fn check_usage(p: &Params, extra_smart_only: &[(&str, bool)]) -> Result<(), UsageError> {
+/// `also_on`: switches that are not parameters but count (`analyze`).
+pub fn check_usage(
+    p: &Params,
+    extra_smart_only: &[(&str, bool)],
+    also_on: &[&str],
+) -> Result<(), UsageError> {
     let set: Vec<&str> = p.set_values().into_iter().map(|(n, _)| n).collect();
-    let is_on =
-        |name: &str| p.set_values().iter().any(|(n, v)| *n == name && v == &Value::Bool(true));
+    let is_on = |name: &str| {
+        also_on.contains(&name)
+            || p.set_values().iter().any(|(n, v)| *n == name && v == &Value::Bool(true))
+    };
     let smart = p.smart == Some(true);
     for def in PARAMS.iter().filter(|d| set.contains(&d.name) && d.flag.is_some()) {
         let flag = def.flag_text();
@@ -161,8 +168,9 @@ pub fn check_usage(p: &Params, extra_smart_only: &[(&str, bool)]) -> Result<(), 
             Needs::AnyOf(switches) if !switches.iter().any(|s| is_on(s)) => {
                 let needed: Vec<String> = switches
                     .iter()
-                    .filter_map(|s| wildcards_core::params::param(s))
-                    .map(|d| d.flag_text())
+                    .map(|s| {
+                        wildcards_core::params::param(s).map_or(format!("--{s}"), |d| d.flag_text())
+                    })
                     .collect();
                 let needed = needed.join(" or ");
                 return Err(UsageError(format!(

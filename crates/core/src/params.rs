@@ -56,6 +56,32 @@ pub enum ClusterMethod {
     Leaf,
 }
 
+/// How semantic outliers are scored (`outlier_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutlierMethod {
+    /// Calibrated: how far an item's similarity to its list falls below the list's typical
+    /// similarity (crate::semantic::typicality); the default.
+    Typicality,
+    /// The Python original's HDBSCAN* GLOSH scores, bit for bit (aggressive at 0.1).
+    Glosh,
+}
+
+impl OutlierMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutlierMethod::Typicality => "typicality",
+            OutlierMethod::Glosh => "glosh",
+        }
+    }
+}
+
+impl fmt::Display for OutlierMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Output format of a skeleton.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -235,7 +261,7 @@ pub enum Needs {
     Smart,
     /// Only without `--smart`.
     NoSmart,
-    /// Only when one of these switches is on (parameter names).
+    /// Only when one of these switches is on (parameter names, or `analyze`).
     AnyOf(&'static [&'static str]),
 }
 
@@ -459,7 +485,8 @@ const IMAGENET: ParamDef = ParamDef {
     per_subtree: false,
     ..ParamDef::BASE
 };
-const NEEDS_CLEAN: Needs = Needs::AnyOf(&["semantic_clean"]);
+/// Outlier settings matter to cleaning and to the analysis (`analyze`: a job's lint).
+const NEEDS_CLEAN: Needs = Needs::AnyOf(&["semantic_clean", "analyze"]);
 const NEEDS_ARRANGE: Needs = Needs::AnyOf(&["semantic_arrange"]);
 
 define_params! {
@@ -520,6 +547,11 @@ define_params! {
     semantic_threshold: f64 => f64 = |_| 0.1,
         ParamDef { flag: Some("semantic-threshold"), value_name: "T", kind: Kind::Unit,
             check: Check::Unit, needs: NEEDS_CLEAN, abbrev: "thresh", ..SEMANTIC };
+    /// How outliers are scored: typicality (default; calibrated, see the README) or glosh
+    /// (the Python original's HDBSCAN GLOSH scores).
+    outlier_method: OutlierMethod => OutlierMethod = |_| OutlierMethod::Typicality,
+        ParamDef { flag: Some("outlier-method"), value_name: "METHOD", kind: Kind::Choice,
+            values: &["typicality", "glosh"], needs: NEEDS_CLEAN, abbrev: "method", ..SEMANTIC };
     /// Sentence-embedding model (the embed-server's; only `minilm`, all-MiniLM-L6-v2).
     semantic_model: String => String = |_| "minilm".into(),
         ParamDef { flag: Some("semantic-model"), value_name: "NAME", check: Check::Model,
@@ -717,42 +749,22 @@ mod tests {
     }
 
     #[test]
-    fn param_names_match_the_struct() {
-        let v = serde_json::to_value(Params {
-            smart: Some(true),
-            preset: Some(Preset::Flat),
-            depth: Some(1),
-            no_glosses: Some(true),
-            min_depth: Some(1),
-            min_hyponyms: Some(1),
-            min_leaf_size: Some(1),
-            merge_orphans: Some(true),
-            skip_nodes: Some(vec![]),
-            orphans_label_template: Some(String::new()),
-            smart_overrides: Some(BTreeMap::new()),
-            semantic_clean: Some(true),
-            semantic_threshold: Some(0.1),
-            semantic_model: Some(String::new()),
-            semantic_arrange: Some(true),
-            semantic_arrange_threshold: Some(0.1),
-            semantic_arrange_min_cluster: Some(1),
-            semantic_arrange_method: Some(ClusterMethod::Eom),
-            preview_limit: Some(1),
-            format: Some(Format::Yaml),
-            root: Some(String::new()),
-            filter: Some(ImagenetFilter::OneK),
-            strict: Some(true),
-            blacklist: Some(true),
-            exclude_regex: Some(String::new()),
-            exclude_subtree: Some(vec![]),
-            bbox_only: Some(true),
-        })
-        .unwrap();
-        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        let mut names: Vec<_> = param_names().map(|s| s.to_string()).collect();
-        keys.sort();
-        names.sort();
-        assert_eq!(keys, names);
+    fn the_table_names_every_field_once_with_a_flag_or_a_reason() {
+        let names: Vec<&str> = param_names().collect();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len());
+        // Every field of the struct is in the table (the macro makes both): a default config
+        // serialises exactly the table's names after `dataset`.
+        let v = serde_json::to_value(Params::default().resolve(Dataset::Tencent)).unwrap();
+        let keys: std::collections::BTreeSet<&str> =
+            v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = unique.clone();
+        expected.insert("dataset");
+        assert_eq!(keys, expected);
+        for def in PARAMS {
+            assert!(def.flag.is_some() || def.kind == Kind::Map, "{} has no flag", def.name);
+            assert!(!def.short_help().is_empty(), "{} has no help", def.name);
+        }
     }
 
     #[test]

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use crate::generate::{generate, GenerateContext, Generated};
 use crate::output::write_atomic;
 use crate::params::Config;
-use crate::semantic::embedder::Embedder;
 use crate::semantic::lint::lint_tree;
+use crate::semantic::outliers::Scoring;
 use crate::stats::{stats_path, Execution, LintStats, StatsFile};
 
 /// What to do with one generated skeleton.
@@ -58,7 +58,7 @@ pub fn run_job(
     let lint = match req.lint {
         true => {
             on_stage("analyzing");
-            Some(lint(&generated, req.config.semantic_threshold, ctx.embedder)?)
+            Some(lint(&generated, req.config, ctx)?)
         }
         false => None,
     };
@@ -80,22 +80,31 @@ fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
-/// The outliers of every list at the job's threshold.
-fn lint(
-    generated: &Generated,
-    threshold: f64,
-    embedder: Option<&dyn Embedder>,
-) -> Result<LintStats> {
-    let embedder = embedder.context(
+/// The outliers of every list with the job's method and threshold.
+fn lint(generated: &Generated, cfg: &Config, ctx: &GenerateContext) -> Result<LintStats> {
+    let embedder = ctx.embedder.context(
         "the analysis lints the skeleton with sentence embeddings, but no embed-server is \
          connected",
     )?;
-    let report = lint_tree(&generated.tree, embedder, threshold)?;
+    let scoring = Scoring {
+        method: cfg.outlier_method,
+        threshold: cfg.semantic_threshold,
+        wordnet: Some(&ctx.wordnet),
+    };
+    let report = lint_tree(&generated.tree, embedder, &scoring)?;
     Ok(LintStats {
         outliers: report.outliers_total,
-        threshold,
+        threshold: cfg.semantic_threshold,
         lists_checked: report.lists_checked,
+        method: Some(cfg.outlier_method),
+        items_checked: report.items_checked,
+        outlier_rate: round_rate(report.outlier_rate()),
     })
+}
+
+/// A rate to 4 decimals (what the report shows; keeps stats files readable).
+fn round_rate(r: f64) -> f64 {
+    (r * 10_000.0).round() / 10_000.0
 }
 
 fn write_stats(path: &Path, req: &JobRequest, result: &JobResult) -> Result<()> {

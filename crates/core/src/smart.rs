@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Result};
 
-use crate::params::{Config, Params};
+use crate::params::{Config, OutlierMethod, Params};
 use crate::semantic::embedder::Embedder;
 use crate::semantic::stage::SemanticStage;
 use crate::stats::{EventKind, Timeline};
@@ -145,6 +145,12 @@ pub fn prune(
         // One embedding batch for every text the walk can meet (labels and items).
         let mut texts = Vec::new();
         collect_texts(tree, &mut texts);
+        if cleans_with_typicality(cfg) {
+            let mut keys = Vec::new();
+            collect_names(tree, &mut keys);
+            let templated = crate::semantic::stage::typicality_texts(&texts, &keys);
+            texts.extend(templated);
+        }
         stage.prefetch(texts, timeline)?;
     }
     let mut pruner = Pruner {
@@ -394,6 +400,25 @@ fn collect_texts(node: &TaxonomyNode, out: &mut Vec<String>) {
     for c in &node.children {
         collect_texts(c, out);
     }
+}
+
+/// Every node name (the keys lists can end up under).
+fn collect_names(node: &TaxonomyNode, out: &mut Vec<String>) {
+    out.push(node.name.clone());
+    for c in &node.children {
+        collect_names(c, out);
+    }
+}
+
+/// Whether semantic cleaning with the typicality method can happen anywhere in the job (its
+/// subtree overrides included), so its templated texts belong in the job's embedding batch.
+fn cleans_with_typicality(cfg: &Config) -> bool {
+    let typical = |method: Option<OutlierMethod>, clean: Option<bool>| {
+        method.unwrap_or(cfg.outlier_method) == OutlierMethod::Typicality
+            && clean.unwrap_or(cfg.semantic_clean)
+    };
+    typical(None, None)
+        || cfg.smart_overrides.values().any(|o| typical(o.outlier_method, o.semantic_clean))
 }
 
 fn tidy(s: &str) -> String {

@@ -192,6 +192,15 @@ pub struct LintStats {
     pub threshold: f64,
     /// Lists that were checked (lists with at least 3 items).
     pub lists_checked: usize,
+    /// The method the scores come from (absent in files written before methods existed:
+    /// those were GLOSH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<crate::params::OutlierMethod>,
+    /// Items in the checked lists, and the share of them flagged.
+    #[serde(default)]
+    pub items_checked: usize,
+    #[serde(default)]
+    pub outlier_rate: f64,
 }
 
 /// Content of `<output stem>.stats.json`.

@@ -4,7 +4,7 @@
 
 use super::arrange::{arrange_list, ArrangeParams, Arrangement, Group};
 use super::embedder::Embedder;
-use super::outliers::analyze_items;
+use super::outliers::Scoring;
 use super::vectors::VectorTable;
 use crate::wordnet::WordNet;
 use anyhow::{Context, Result};
@@ -33,6 +33,7 @@ struct ReferenceScore {
 
 #[derive(Debug, Deserialize)]
 struct OutlierList {
+    category_name: String,
     terms: Vec<String>,
     outlier_indices: Vec<usize>,
     reference_flagged: BTreeMap<String, Vec<usize>>,
@@ -68,7 +69,7 @@ pub fn evaluate_outliers(path: &Path, embedder: &dyn Embedder) -> Result<Vec<Out
         let threshold: f64 = t.parse()?;
         let (mut tp, mut fp, mut fn_, mut matching) = (0, 0, 0, 0);
         for list in &file.lists {
-            let flagged = analyze_items(&list.terms, &table, threshold)?.outliers;
+            let flagged = Scoring::glosh(threshold).analyze(&list.terms, None, &table)?.outliers;
             let planted: HashSet<usize> = list.outlier_indices.iter().copied().collect();
             tp += flagged.iter().filter(|i| planted.contains(i)).count();
             fp += flagged.iter().filter(|i| !planted.contains(i)).count();
@@ -93,6 +94,66 @@ pub fn evaluate_outliers(path: &Path, embedder: &dyn Embedder) -> Result<Vec<Out
         });
     }
     Ok(scores)
+}
+
+/// Detection quality of one method at one threshold, as `lint` sees the lists (each under its
+/// category name as the key).
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodScore {
+    pub threshold: f64,
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// Ordinary (not planted) items flagged, as a share of all ordinary items.
+    pub ordinary_flagged: f64,
+}
+
+/// The thresholds of the README's table: 0.05 to 0.5 in steps of 0.05.
+pub fn sweep_thresholds() -> Vec<f64> {
+    (1..=10).map(|i| f64::from(i) * 0.05).map(|t| (t * 100.0).round() / 100.0).collect()
+}
+
+/// Scores every list of `outlier_eval.json` once with `method` (WordNet when given) and counts
+/// the planted and ordinary items flagged at each threshold.
+pub fn evaluate_method(
+    path: &Path,
+    embedder: &dyn Embedder,
+    method: crate::params::OutlierMethod,
+    wordnet: Option<&WordNet>,
+    thresholds: &[f64],
+) -> Result<Vec<MethodScore>> {
+    let file: OutlierFile = read_json(path)?;
+    let scoring = Scoring { method, threshold: f64::INFINITY, wordnet };
+    let texts = file.lists.iter().flat_map(|l| scoring.texts(&l.terms, Some(&l.category_name)));
+    let table = VectorTable::build(embedder, texts)?;
+    let mut scored = Vec::new();
+    for list in &file.lists {
+        let scores = scoring.analyze(&list.terms, Some(&list.category_name), &table)?.scores;
+        let planted: HashSet<usize> = list.outlier_indices.iter().copied().collect();
+        scored.extend(scores.into_iter().enumerate().map(|(i, s)| (s, planted.contains(&i))));
+    }
+    let ordinary = scored.iter().filter(|(_, p)| !p).count();
+    Ok(thresholds
+        .iter()
+        .map(|&threshold| {
+            let count = |planted: bool| {
+                scored.iter().filter(|(s, p)| *p == planted && *s > threshold).count()
+            };
+            let (tp, fp) = (count(true), count(false));
+            let fn_ = scored.iter().filter(|(_, p)| *p).count() - tp;
+            let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            let ordinary_flagged = ratio(fp, ordinary);
+            MethodScore { threshold, tp, fp, fn_, precision, recall, f1, ordinary_flagged }
+        })
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]

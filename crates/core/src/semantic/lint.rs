@@ -1,8 +1,11 @@
-//! Semantic lint of a whole skeleton: the outliers of every item list, and cleaning them out.
+//! Semantic lint of a whole skeleton: the outliers of every item list, where each would fit
+//! better, and cleaning them out.
 
 use super::embedder::Embedder;
-use super::outliers::{analyze_items, MIN_ITEMS};
+use super::outliers::{Scoring, MIN_ITEMS};
+use super::typicality;
 use super::vectors::VectorTable;
+use crate::params::OutlierMethod;
 use crate::taxonomy::TaxonomyNode;
 use serde::Serialize;
 
@@ -11,6 +14,19 @@ use serde::Serialize;
 pub struct Flagged {
     pub item: String,
     pub score: f64,
+    /// Mean cosine similarity of the item to the other items of its own list.
+    pub similarity_own: f64,
+    /// The other list of the skeleton the item is most similar to (mean cosine to its items),
+    /// when there is another list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fits_better: Option<BetterList>,
+}
+
+/// Where a flagged item would fit better.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BetterList {
+    pub path: Vec<String>,
+    pub similarity: f64,
 }
 
 /// The outliers of one item list.
@@ -27,6 +43,7 @@ pub struct ListReport {
 /// Lint result for a tree.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LintReport {
+    pub method: OutlierMethod,
     pub threshold: f64,
     /// Lists with at least 3 items (the ones that can be scored).
     pub lists_checked: usize,
@@ -39,21 +56,35 @@ pub struct LintReport {
     pub cache_hits: usize,
 }
 
-/// Scores every item list of `root` (lists below 3 items are skipped); all items are embedded
-/// in one batch first.
+impl LintReport {
+    /// Flagged items / items checked (0 when nothing was checked).
+    pub fn outlier_rate(&self) -> f64 {
+        if self.items_checked == 0 {
+            0.0
+        } else {
+            self.outliers_total as f64 / self.items_checked as f64
+        }
+    }
+}
+
+/// Scores every item list of `root` (lists below 3 items are skipped) with `scoring`, each
+/// under its own key; all texts are embedded in one batch first. Each flagged item is told
+/// the other list it is most similar to.
 pub fn lint_tree(
     root: &TaxonomyNode,
     embedder: &dyn Embedder,
-    threshold: f64,
+    scoring: &Scoring,
 ) -> anyhow::Result<LintReport> {
     let mut lists = Vec::new();
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
-    let table =
-        VectorTable::build(embedder, lists.iter().flat_map(|(_, n)| n.items.iter().cloned()))?;
+    let texts = lists.iter().flat_map(|(_, n)| scoring.texts(&n.items, Some(&n.name)));
+    let table = VectorTable::build(embedder, texts)?;
+    let neighbours = ListSums::new(&lists, scoring.method, &table)?;
 
     let mut report = LintReport {
-        threshold,
+        method: scoring.method,
+        threshold: scoring.threshold,
         lists_checked: lists.len(),
         items_checked: lists.iter().map(|(_, n)| n.items.len()).sum(),
         outliers_total: 0,
@@ -61,23 +92,85 @@ pub fn lint_tree(
         embedded_texts: table.texts_embedded,
         cache_hits: table.cache_hits,
     };
-    for (path, node) in lists {
-        let analysis = analyze_items(&node.items, &table, threshold)?;
+    for (index, (path, node)) in lists.iter().enumerate() {
+        let analysis = scoring.analyze(&node.items, Some(&node.name), &table)?;
         if analysis.outliers.is_empty() {
             continue;
         }
         report.outliers_total += analysis.outliers.len();
-        report.lists.push(ListReport {
-            path,
-            items: node.items.len(),
-            outliers: analysis
-                .outliers
-                .iter()
-                .map(|&i| Flagged { item: node.items[i].clone(), score: analysis.scores[i] })
-                .collect(),
-        });
+        let outliers = analysis
+            .outliers
+            .iter()
+            .map(|&i| {
+                let (similarity_own, fits_better) = neighbours.explain(index, &node.items[i]);
+                let item = node.items[i].clone();
+                Flagged { item, score: analysis.scores[i], similarity_own, fits_better }
+            })
+            .collect();
+        report.lists.push(ListReport { path: path.clone(), items: node.items.len(), outliers });
     }
     Ok(report)
+}
+
+/// Per list, the sum of its items' vectors (in the texts the method embeds): an item's mean
+/// cosine to a list is its dot product with the sum over the count.
+struct ListSums<'a> {
+    method: OutlierMethod,
+    table: &'a VectorTable,
+    paths: Vec<Vec<String>>,
+    sums: Vec<(Vec<f64>, usize)>,
+}
+
+impl<'a> ListSums<'a> {
+    fn new(
+        lists: &[(Vec<String>, &TaxonomyNode)],
+        method: OutlierMethod,
+        table: &'a VectorTable,
+    ) -> anyhow::Result<Self> {
+        let mut sums = Vec::with_capacity(lists.len());
+        for (_, node) in lists {
+            let mut sum: Vec<f64> = Vec::new();
+            for item in &node.items {
+                let v = Self::vector(method, table, item)?;
+                sum.resize(v.len(), 0.0);
+                sum.iter_mut().zip(v).for_each(|(s, x)| *s += f64::from(*x));
+            }
+            sums.push((sum, node.items.len()));
+        }
+        let paths = lists.iter().map(|(p, _)| p.clone()).collect();
+        Ok(Self { method, table, paths, sums })
+    }
+
+    fn vector(
+        method: OutlierMethod,
+        table: &'a VectorTable,
+        item: &str,
+    ) -> anyhow::Result<&'a [f32]> {
+        let text = match method {
+            OutlierMethod::Glosh => item.to_string(),
+            OutlierMethod::Typicality => typicality::item_text(item),
+        };
+        table.get(&text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
+    }
+
+    /// (mean cosine to the rest of its own list, the most similar other list).
+    fn explain(&self, own: usize, item: &str) -> (f64, Option<BetterList>) {
+        let Ok(v) = Self::vector(self.method, self.table, item) else { return (0.0, None) };
+        let dot = |sum: &[f64]| sum.iter().zip(v).map(|(s, x)| s * f64::from(*x)).sum::<f64>();
+        let self_dot: f64 = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+        let (own_sum, own_n) = &self.sums[own];
+        let similarity_own = (dot(own_sum) - self_dot) / (own_n - 1).max(1) as f64;
+        let best = self
+            .sums
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != own)
+            .map(|(i, (sum, n))| (i, dot(sum) / *n as f64))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        let better =
+            best.map(|(i, similarity)| BetterList { path: self.paths[i].clone(), similarity });
+        (similarity_own, better)
+    }
 }
 
 /// Every node that holds items, with its path (empty names, such as a document root, skipped).
@@ -131,22 +224,46 @@ fn find_list<'a>(node: &'a mut TaxonomyNode, path: &[String]) -> Option<&'a mut 
     node.children.iter_mut().find_map(|c| find_list(c, rest))
 }
 
+impl Flagged {
+    /// `"Sport" (0.58 vs 0.11)` when another list is more similar than its own, else `-`.
+    pub fn better_text(&self) -> String {
+        match &self.fits_better {
+            Some(b) if b.similarity > self.similarity_own => format!(
+                "\"{}\" ({:.2} vs {:.2})",
+                b.path.last().map(String::as_str).unwrap_or(""),
+                b.similarity,
+                self.similarity_own
+            ),
+            _ => "-".to_string(),
+        }
+    }
+}
+
 impl LintReport {
     /// A report a person reads: one section per list with outliers.
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "# Semantic lint\n\nThreshold {}: {} outliers in {} of {} lists ({} items checked).\n",
+            "# Semantic lint\n\nMethod {}, threshold {}: {} outliers in {} of {} lists ({} of {} \
+             items checked, {:.1} %).\n",
+            self.method,
             self.threshold,
             self.outliers_total,
             self.lists.len(),
             self.lists_checked,
-            self.items_checked
+            self.outliers_total,
+            self.items_checked,
+            100.0 * self.outlier_rate()
         );
         for list in &self.lists {
             out.push_str(&format!("\n## {} ({} items)\n\n", list.path.join(" > "), list.items));
-            out.push_str("| item | GLOSH score |\n|---|---|\n");
+            out.push_str("| item | score | fits better in |\n|---|---|---|\n");
             for f in &list.outliers {
-                out.push_str(&format!("| {} | {:.3} |\n", f.item.replace('|', "\\|"), f.score));
+                out.push_str(&format!(
+                    "| {} | {:.2} | {} |\n",
+                    f.item.replace('|', "\\|"),
+                    f.score,
+                    f.better_text().replace('|', "\\|")
+                ));
             }
         }
         out
@@ -204,7 +321,7 @@ mod tests {
     #[test]
     fn lint_reports_each_lists_flagged_items_in_one_embedding_call() {
         let (root, embedder, expected) = tree_and_embedder();
-        let report = lint_tree(&root, &embedder, 0.3).unwrap();
+        let report = lint_tree(&root, &embedder, &Scoring::glosh(0.3)).unwrap();
         assert_eq!(embedder.calls(), 1);
         assert_eq!(report.lists_checked, 2);
         let got: Vec<Vec<String>> = report
@@ -223,7 +340,7 @@ mod tests {
     fn remove_outliers_drops_exactly_the_reported_items_and_keeps_glosses() {
         let (mut root, embedder, _) = tree_and_embedder();
         let before = root.all_items().len();
-        let report = lint_tree(&root, &embedder, 0.3).unwrap();
+        let report = lint_tree(&root, &embedder, &Scoring::glosh(0.3)).unwrap();
         let removed = remove_outliers(&mut root, &report);
         assert_eq!(removed, report.outliers_total);
         assert_eq!(root.all_items().len(), before - removed);

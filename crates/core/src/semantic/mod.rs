@@ -10,6 +10,7 @@ pub mod outliers;
 pub mod reduce;
 pub mod stage;
 pub mod tie_order;
+pub mod typicality;
 pub mod vectors;
 
 #[cfg(test)]

@@ -1,28 +1,112 @@
-//! Semantic outliers: items that do not belong to their list, by GLOSH score.
+//! Semantic outliers: items that do not belong to their list, by `outlier_method`.
 //!
-//! Method (the reference implementation's `detect_outliers_hdbscan`): for a list of at least
-//! [`MIN_ITEMS`] items, HDBSCAN* with `min_cluster_size = min_samples = 2` over the embeddings
-//! of the items as written; an item whose GLOSH score is strictly greater than the threshold is
-//! an outlier. GLOSH at 0.1 is aggressive by design (see `shared/reference/README.md`).
+//! - `typicality` (the default, [`super::typicality`]): a calibrated shortfall of the item's
+//!   relatedness to its list and its category name, with WordNet where it resolves.
+//! - `glosh` (the reference implementation's `detect_outliers_hdbscan`): for a list of at
+//!   least [`MIN_ITEMS`] items, HDBSCAN* with `min_cluster_size = min_samples = 2` over the
+//!   embeddings of the items as written, GLOSH score per item. Aggressive at 0.1 by design
+//!   (see `shared/reference/README.md`); kept bit for bit for compatibility.
+//!
+//! Either way an item whose score is strictly greater than the threshold is an outlier.
 
 use super::embedder::Embedder;
 use super::hdbscan::{hdbscan, HdbscanParams};
+use super::typicality::{self, Relation};
 use super::vectors::VectorTable;
-use crate::params::ClusterMethod;
+use crate::params::{ClusterMethod, OutlierMethod};
+use crate::wordnet::WordNet;
 
 /// Lists shorter than this are never cleaned (every score would be 0 anyway with 3 items).
 pub const MIN_ITEMS: usize = 3;
 
-/// GLOSH scores of a list's items and which of them exceed the threshold.
+/// Outlier scores of a list's items and which of them exceed the threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutlierAnalysis {
     /// One score per item, in input order (all 0 for lists below [`MIN_ITEMS`]).
     pub scores: Vec<f64>,
     /// Indices (ascending) of the items with score > threshold.
     pub outliers: Vec<usize>,
-    /// Clusters HDBSCAN* found and the share of items it left as noise.
+    /// `glosh` only: clusters HDBSCAN* found and the share of items it left as noise (0 for
+    /// `typicality`).
     pub n_clusters: usize,
     pub noise_ratio: f64,
+}
+
+/// How one list is scored: the method, the threshold, and what the list is known by.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring<'a> {
+    pub method: OutlierMethod,
+    pub threshold: f64,
+    /// WordNet, for `typicality`'s membership check (optional).
+    pub wordnet: Option<&'a WordNet>,
+}
+
+impl<'a> Scoring<'a> {
+    /// GLOSH at `threshold` (the reference implementation's method).
+    pub fn glosh(threshold: f64) -> Self {
+        Scoring { method: OutlierMethod::Glosh, threshold, wordnet: None }
+    }
+
+    /// The texts to embed to score a list with items `items` under the key `key`.
+    pub fn texts(&self, items: &[String], key: Option<&str>) -> Vec<String> {
+        match self.method {
+            OutlierMethod::Glosh => items.to_vec(),
+            OutlierMethod::Typicality => {
+                let category = key.and_then(typicality::category_text);
+                let mut out: Vec<String> = items.iter().map(|i| typicality::item_text(i)).collect();
+                out.extend(category.map(|c| typicality::item_text(&c)));
+                out.extend(typicality::background_texts());
+                out
+            }
+        }
+    }
+
+    /// Scores one list (its texts, see [`Self::texts`], must be in `table`).
+    pub fn analyze(
+        &self,
+        items: &[String],
+        key: Option<&str>,
+        table: &VectorTable,
+    ) -> anyhow::Result<OutlierAnalysis> {
+        if items.len() < MIN_ITEMS {
+            return Ok(unscored(items.len()));
+        }
+        match self.method {
+            OutlierMethod::Glosh => analyze_vectors(&table.vectors_for(items)?, self.threshold),
+            OutlierMethod::Typicality => {
+                let scores = self.typicality_scores(items, key, table)?;
+                let outliers = (0..items.len()).filter(|&i| scores[i] > self.threshold).collect();
+                Ok(OutlierAnalysis { scores, outliers, n_clusters: 0, noise_ratio: 0.0 })
+            }
+        }
+    }
+
+    fn typicality_scores(
+        &self,
+        items: &[String],
+        key: Option<&str>,
+        table: &VectorTable,
+    ) -> anyhow::Result<Vec<f64>> {
+        let lookup = |text: String| {
+            table.get(&text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
+        };
+        let vectors = items
+            .iter()
+            .map(|i| lookup(typicality::item_text(i)))
+            .collect::<anyhow::Result<Vec<&[f32]>>>()?;
+        let background =
+            typicality::background_texts().map(lookup).collect::<anyhow::Result<Vec<&[f32]>>>()?;
+        let background = typicality::background_vector(&background);
+        let category = match key.and_then(typicality::category_text) {
+            Some(c) => Some(lookup(typicality::item_text(&c))?),
+            None => None,
+        };
+        let relations: Option<Vec<Relation>> = match (self.wordnet, key) {
+            (Some(wn), Some(key)) => Some(typicality::wordnet_relations(items, key, wn)),
+            _ => None,
+        };
+        Ok(typicality::score_list(&vectors, &background, category, relations.as_deref()))
+    }
 }
 
 /// The HDBSCAN* settings of outlier scoring (min cluster size = min samples = 2).
@@ -62,18 +146,6 @@ pub fn analyze_vectors(vectors: &[Vec<f32>], threshold: f64) -> anyhow::Result<O
     })
 }
 
-/// Scores one list of items, embedding them as written.
-pub fn analyze_items(
-    items: &[String],
-    table: &VectorTable,
-    threshold: f64,
-) -> anyhow::Result<OutlierAnalysis> {
-    if items.len() < MIN_ITEMS {
-        return Ok(unscored(items.len()));
-    }
-    analyze_vectors(&table.vectors_for(items)?, threshold)
-}
-
 /// Result of cleaning one list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cleaned {
@@ -83,40 +155,37 @@ pub struct Cleaned {
     pub removed: Vec<(String, f64)>,
 }
 
-/// `semantic_clean` for one list: drops the items whose GLOSH score exceeds `threshold`.
-/// Lists with fewer than [`MIN_ITEMS`] items come back unchanged.
-pub fn clean_items(
-    items: &[String],
-    table: &VectorTable,
-    threshold: f64,
-) -> anyhow::Result<Cleaned> {
-    let analysis = analyze_items(items, table, threshold)?;
-    let mut kept = Vec::with_capacity(items.len());
-    let mut removed = Vec::new();
-    let mut flagged = analysis.outliers.iter().peekable();
-    for (i, item) in items.iter().enumerate() {
-        if flagged.peek() == Some(&&i) {
-            flagged.next();
-            removed.push((item.clone(), analysis.scores[i]));
-        } else {
-            kept.push(item.clone());
+impl Cleaned {
+    /// Splits `items` by an analysis: flagged items are removed.
+    pub fn split(items: &[String], analysis: &OutlierAnalysis) -> Cleaned {
+        let mut kept = Vec::with_capacity(items.len());
+        let mut removed = Vec::new();
+        let mut flagged = analysis.outliers.iter().peekable();
+        for (i, item) in items.iter().enumerate() {
+            if flagged.peek() == Some(&&i) {
+                flagged.next();
+                removed.push((item.clone(), analysis.scores[i]));
+            } else {
+                kept.push(item.clone());
+            }
         }
+        Cleaned { kept, removed }
     }
-    Ok(Cleaned { kept, removed })
 }
 
-/// `semantic_clean` for a single list with its own embedding call (for callers outside the
-/// batched pipeline).
+/// `semantic_clean` for a single list (under key `key`) with its own embedding call (for
+/// callers outside the batched pipeline).
 pub fn semantic_clean(
     items: &[String],
+    key: Option<&str>,
     embedder: &dyn Embedder,
-    threshold: f64,
+    scoring: &Scoring,
 ) -> anyhow::Result<Cleaned> {
     if items.len() < MIN_ITEMS {
         return Ok(Cleaned { kept: items.to_vec(), removed: Vec::new() });
     }
-    let table = VectorTable::build(embedder, items.iter().cloned())?;
-    clean_items(items, &table, threshold)
+    let table = VectorTable::build(embedder, scoring.texts(items, key))?;
+    Ok(Cleaned::split(items, &scoring.analyze(items, key, &table)?))
 }
 
 #[cfg(test)]
@@ -152,7 +221,7 @@ mod tests {
             .map(|v| v.as_u64().unwrap() as usize)
             .collect();
         assert!(!flagged.is_empty());
-        let cleaned = semantic_clean(&terms, &embedder, 0.2).unwrap();
+        let cleaned = semantic_clean(&terms, None, &embedder, &Scoring::glosh(0.2)).unwrap();
         let removed: Vec<&str> = cleaned.removed.iter().map(|(t, _)| t.as_str()).collect();
         let expected: Vec<&str> = flagged.iter().map(|&i| terms[i].as_str()).collect();
         assert_eq!(removed, expected);
@@ -164,7 +233,7 @@ mod tests {
     #[test]
     fn short_lists_are_left_alone_without_embedding() {
         let (terms, embedder, _) = reference_case();
-        let cleaned = semantic_clean(&terms[..2], &embedder, 0.0).unwrap();
+        let cleaned = semantic_clean(&terms[..2], None, &embedder, &Scoring::glosh(0.0)).unwrap();
         assert_eq!(cleaned.kept, terms[..2].to_vec());
         assert!(cleaned.removed.is_empty());
         assert_eq!(embedder.calls(), 0);

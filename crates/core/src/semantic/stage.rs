@@ -8,11 +8,23 @@ use serde_json::json;
 
 use super::arrange::{arrange_items, ArrangeParams, Arrangement};
 use super::embedder::Embedder;
-use super::outliers::{analyze_items, MIN_ITEMS};
+use super::outliers::{Scoring, MIN_ITEMS};
+use super::typicality;
 use super::vectors::VectorTable;
 use crate::params::Config;
 use crate::stats::{EventKind, Timeline};
 use crate::wordnet::WordNet;
+
+/// The texts typicality cleaning embeds for a tree whose item texts are `texts` and whose
+/// category names are `keys`: every item and key in the template, and the background.
+pub fn typicality_texts(texts: &[String], keys: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = texts.iter().map(|t| typicality::item_text(t)).collect();
+    out.extend(
+        keys.iter().filter_map(|k| typicality::category_text(k)).map(|c| typicality::item_text(&c)),
+    );
+    out.extend(typicality::background_texts());
+    out
+}
 
 /// Embeddings and WordNet for the semantic steps of one job.
 pub struct SemanticStage<'a> {
@@ -51,7 +63,8 @@ impl<'a> SemanticStage<'a> {
         Ok(())
     }
 
-    /// `semantic_clean` of one list: drops the items whose GLOSH score exceeds
+    /// `semantic_clean` of one list (under key `context`): drops the items whose outlier score
+    /// (`cfg.outlier_method`) exceeds
     /// `cfg.semantic_threshold` (lists of 3+ items). Logs a `cleaning` event.
     pub fn clean(
         &mut self,
@@ -65,8 +78,13 @@ impl<'a> SemanticStage<'a> {
         }
         let start = Instant::now();
         let before = self.counters();
-        self.table.add(self.embedder, items.iter().cloned())?;
-        let analysis = analyze_items(&items, &self.table, cfg.semantic_threshold)?;
+        let scoring = Scoring {
+            method: cfg.outlier_method,
+            threshold: cfg.semantic_threshold,
+            wordnet: self.wordnet,
+        };
+        self.table.add(self.embedder, scoring.texts(&items, Some(context)))?;
+        let analysis = scoring.analyze(&items, Some(context), &self.table)?;
         let (texts, hits, _) = self.delta(before);
         let removed: Vec<&String> = analysis.outliers.iter().map(|&i| &items[i]).collect();
         timeline.log(
@@ -76,6 +94,7 @@ impl<'a> SemanticStage<'a> {
             json!({
                 "items": items.len(),
                 "removed": removed,
+                "method": cfg.outlier_method,
                 "threshold": cfg.semantic_threshold,
                 "clusters": analysis.n_clusters,
                 "noise_ratio": analysis.noise_ratio,
@@ -177,9 +196,15 @@ mod tests {
         (terms.clone(), FixedEmbedder::new(terms.into_iter().zip(vectors)))
     }
 
+    /// GLOSH cleaning: the fixed vectors cover the terms as written only.
     fn config() -> Config {
-        Params { semantic_clean: Some(true), semantic_arrange: Some(true), ..Default::default() }
-            .resolve(Dataset::Tencent)
+        Params {
+            semantic_clean: Some(true),
+            semantic_arrange: Some(true),
+            outlier_method: Some(crate::params::OutlierMethod::Glosh),
+            ..Default::default()
+        }
+        .resolve(Dataset::Tencent)
     }
 
     #[test]

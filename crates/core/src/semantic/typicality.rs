@@ -1,0 +1,433 @@
+//! The default outlier method, `typicality`: how far an item's relatedness to its list falls
+//! below what is typical for that list. Hand-written: no crate scores list membership.
+//!
+//! Why this shape (see the README for the evaluation):
+//! - items are embedded as `a photo of a {item}`, which puts every term in the same frame;
+//! - every vector is centred on a background (the mean of 233 generic nouns in the same
+//!   frame) and re-normalised, so the similarity every English noun shares with every other
+//!   does not hide the difference between "fits" and "does not fit";
+//! - an item's relatedness `x` is the mean of its leave-one-out mean cosine to the other items
+//!   and its cosine to the list's category name (the key above the list);
+//! - the score is the shortfall of `x` below the list's median, in units of the larger of the
+//!   median itself, a floor and two robust standard deviations, so a tight list and a loose
+//!   list are judged on their own spread;
+//! - WordNet, where the item and the category name resolve, moves the score by a fixed step:
+//!   down when the item is a kind of the category, up when it is not;
+//! - the result is shifted and clamped to [0, 1] so that a threshold `t` flags about
+//!   `10^-(1.4 + 2 t)` of the ordinary items of a list (embeddings only): 0.1 about 2.5 %,
+//!   0.3 about 1 %, 0.5 about 0.4 %.
+//!
+//! Deterministic: no randomness, f64 arithmetic in a fixed order. The same formulas are in the
+//! Python reference used to design it (numbers checked in the tests).
+
+use crate::wordnet::WordNet;
+
+/// Text template items and category names are embedded in.
+pub const TEMPLATE_PREFIX: &str = "a photo of a ";
+
+/// Floor of the scale: a very tight list still needs a real drop to flag anything.
+const M0: f64 = 0.15;
+/// Robust standard deviations in the scale.
+const K_SIGMA: f64 = 2.0;
+/// MAD to standard deviation for normal data.
+const MAD_TO_SIGMA: f64 = 1.4826;
+/// Score step WordNet adds or removes.
+const WN_SHIFT: f64 = 0.25;
+/// Shortfall (in scale units) below which the score is 0; sets where thresholds fall.
+const OFFSET: f64 = 0.7;
+
+/// Generic English nouns whose mean (in the template) is the background every vector is
+/// centred on.
+pub const BACKGROUND_WORDS: [&str; 233] = [
+    "dog",
+    "cat",
+    "car",
+    "house",
+    "tree",
+    "flower",
+    "book",
+    "chair",
+    "table",
+    "water",
+    "food",
+    "bird",
+    "fish",
+    "horse",
+    "city",
+    "river",
+    "mountain",
+    "computer",
+    "phone",
+    "shoe",
+    "shirt",
+    "hat",
+    "bread",
+    "apple",
+    "music",
+    "song",
+    "game",
+    "ball",
+    "door",
+    "window",
+    "road",
+    "bridge",
+    "boat",
+    "train",
+    "plane",
+    "church",
+    "school",
+    "hospital",
+    "doctor",
+    "teacher",
+    "child",
+    "woman",
+    "man",
+    "king",
+    "money",
+    "paper",
+    "glass",
+    "stone",
+    "metal",
+    "wood",
+    "fire",
+    "cloud",
+    "rain",
+    "snow",
+    "sun",
+    "moon",
+    "star",
+    "storm",
+    "disease",
+    "love",
+    "anger",
+    "idea",
+    "language",
+    "number",
+    "color",
+    "sound",
+    "light",
+    "time",
+    "day",
+    "night",
+    "week",
+    "year",
+    "war",
+    "peace",
+    "law",
+    "sport",
+    "dance",
+    "painting",
+    "statue",
+    "tool",
+    "knife",
+    "hammer",
+    "gun",
+    "bottle",
+    "cup",
+    "box",
+    "bag",
+    "bed",
+    "lamp",
+    "clock",
+    "key",
+    "ring",
+    "coin",
+    "flag",
+    "map",
+    "island",
+    "forest",
+    "desert",
+    "beach",
+    "insect",
+    "snake",
+    "kitchen",
+    "garden",
+    "farm",
+    "village",
+    "street",
+    "market",
+    "office",
+    "factory",
+    "library",
+    "museum",
+    "castle",
+    "tower",
+    "wall",
+    "roof",
+    "floor",
+    "stairs",
+    "carpet",
+    "mirror",
+    "pillow",
+    "blanket",
+    "spoon",
+    "fork",
+    "plate",
+    "bowl",
+    "pan",
+    "oven",
+    "fridge",
+    "cake",
+    "cheese",
+    "egg",
+    "milk",
+    "rice",
+    "soup",
+    "salad",
+    "meat",
+    "orange",
+    "banana",
+    "grape",
+    "potato",
+    "onion",
+    "tomato",
+    "corn",
+    "wheat",
+    "grass",
+    "leaf",
+    "root",
+    "seed",
+    "rose",
+    "oak",
+    "pine",
+    "cow",
+    "pig",
+    "sheep",
+    "goat",
+    "chicken",
+    "duck",
+    "eagle",
+    "owl",
+    "frog",
+    "turtle",
+    "spider",
+    "bee",
+    "butterfly",
+    "whale",
+    "shark",
+    "lion",
+    "tiger",
+    "bear",
+    "wolf",
+    "monkey",
+    "elephant",
+    "mouse",
+    "rabbit",
+    "deer",
+    "baby",
+    "girl",
+    "boy",
+    "friend",
+    "soldier",
+    "farmer",
+    "artist",
+    "singer",
+    "pilot",
+    "nurse",
+    "judge",
+    "queen",
+    "priest",
+    "truck",
+    "bus",
+    "bicycle",
+    "ship",
+    "rocket",
+    "engine",
+    "wheel",
+    "wire",
+    "battery",
+    "camera",
+    "guitar",
+    "piano",
+    "drum",
+    "violin",
+    "pencil",
+    "letter",
+    "newspaper",
+    "movie",
+    "picture",
+    "photograph",
+    "poem",
+    "story",
+    "question",
+    "answer",
+    "problem",
+    "reason",
+    "plan",
+    "fear",
+    "joy",
+    "hope",
+    "pain",
+    "memory",
+    "dream",
+    "health",
+    "price",
+    "job",
+    "meeting",
+    "party",
+    "holiday",
+    "birthday",
+    "wedding",
+    "accident",
+    "fight",
+    "journey",
+    "lesson",
+];
+
+/// The text embedded for an item (or a category name).
+pub fn item_text(item: &str) -> String {
+    format!("{TEMPLATE_PREFIX}{item}")
+}
+
+/// The texts of the background, in order.
+pub fn background_texts() -> impl Iterator<Item = String> {
+    BACKGROUND_WORDS.iter().map(|w| item_text(w))
+}
+
+/// The category a list key names: `other_bird`, `other bird` and `Other (bird)` name `bird`;
+/// lower case, trimmed; `None` when nothing is left.
+pub fn category_text(key: &str) -> Option<String> {
+    let k = key.trim();
+    let lower = k.to_lowercase();
+    let inner = if lower.starts_with("other") && lower.ends_with(')') {
+        lower["other".len()..].trim_start().strip_prefix('(').map(|r| r[..r.len() - 1].to_string())
+    } else {
+        None
+    };
+    let inner = inner.or_else(|| {
+        ["other_", "other "].iter().find_map(|p| lower.strip_prefix(p)).map(str::to_string)
+    });
+    let name = inner.unwrap_or(lower).trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// What WordNet says of an item and its list's category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// Some sense of the item is the category or a kind of it.
+    Under,
+    /// Both resolve, and no sense of the item is under any sense of the category.
+    NotUnder,
+    /// The item or the category has no noun sense.
+    Unknown,
+}
+
+/// The relation of each item to the category `key` names (all noun senses, through morphy;
+/// hypernym and instance-hypernym links, transitively).
+pub fn wordnet_relations(items: &[String], key: &str, wn: &WordNet) -> Vec<Relation> {
+    let category = category_text(key).map(|c| wn.synsets_for(&c)).unwrap_or_default();
+    items
+        .iter()
+        .map(|item| {
+            let senses = wn.synsets_for(item);
+            if category.is_empty() || senses.is_empty() {
+                return Relation::Unknown;
+            }
+            let under = senses
+                .iter()
+                .any(|s| category.iter().any(|c| c.name == s.name || wn.is_hypernym_of(c, s)));
+            if under {
+                Relation::Under
+            } else {
+                Relation::NotUnder
+            }
+        })
+        .collect()
+}
+
+/// The mean of the background texts' vectors (plain mean, not normalised).
+pub fn background_vector(vectors: &[&[f32]]) -> Vec<f64> {
+    let dim = vectors.first().map_or(0, |v| v.len());
+    let mut mean = vec![0.0f64; dim];
+    for v in vectors {
+        for (m, x) in mean.iter_mut().zip(v.iter()) {
+            *m += f64::from(*x);
+        }
+    }
+    let n = vectors.len().max(1) as f64;
+    mean.iter_mut().for_each(|m| *m /= n);
+    mean
+}
+
+/// `e - b`, re-normalised (a zero vector stays zero).
+fn centre(e: &[f32], b: &[f64]) -> Vec<f64> {
+    let v: Vec<f64> = e.iter().zip(b).map(|(x, m)| f64::from(*x) - m).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 1e-12 {
+        v.into_iter().map(|x| x / norm).collect()
+    } else {
+        vec![0.0; v.len()]
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Median of the values (mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut s = values.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// An item's relatedness to its list: leave-one-out mean cosine to the other items, averaged
+/// with its cosine to the category when there is one.
+fn relatedness(items: &[&[f32]], background: &[f64], category: Option<&[f32]>) -> Vec<f64> {
+    let n = items.len();
+    let u: Vec<Vec<f64>> = items.iter().map(|e| centre(e, background)).collect();
+    let mut sum = vec![0.0f64; background.len()];
+    for v in &u {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x;
+        }
+    }
+    let uc = category.map(|c| centre(c, background));
+    u.iter()
+        .map(|v| {
+            let loo = (dot(v, &sum) - dot(v, v)) / (n - 1) as f64;
+            match &uc {
+                Some(c) => (loo + dot(v, c)) / 2.0,
+                None => loo,
+            }
+        })
+        .collect()
+}
+
+/// Scores in [0, 1] of one list's items (higher = more outlying), from the vectors of their
+/// [`item_text`]s, the background mean, the category name's vector and WordNet's relations
+/// when known. Lists of fewer than 3 items score 0.
+pub fn score_list(
+    items: &[&[f32]],
+    background: &[f64],
+    category: Option<&[f32]>,
+    relations: Option<&[Relation]>,
+) -> Vec<f64> {
+    let n = items.len();
+    if n < super::outliers::MIN_ITEMS {
+        return vec![0.0; n];
+    }
+    let x = relatedness(items, background, category);
+    let m = median(&x);
+    let deviations: Vec<f64> = x.iter().map(|v| (v - m).abs()).collect();
+    let sigma = MAD_TO_SIGMA * median(&deviations);
+    let scale = m.max(M0).max(K_SIGMA * sigma);
+    x.iter()
+        .enumerate()
+        .map(|(i, xi)| {
+            let shift = match relations.map(|r| r[i]) {
+                Some(Relation::Under) => -WN_SHIFT,
+                Some(Relation::NotUnder) => WN_SHIFT,
+                _ => 0.0,
+            };
+            ((m - xi) / scale + shift - OFFSET).clamp(0.0, 1.0)
+        })
+        .collect()
+}
