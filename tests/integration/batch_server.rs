@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::batch_support::{signal, wait_for_line, wait_until_embedding, wait_with_limit, Batch};
+use crate::batch_support::{
+    row, signal, wait_for_line, wait_until_embedding, wait_with_limit, Batch,
+};
 use test_support::{EmbedServer, EmbedServerOptions};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -126,4 +128,34 @@ fn a_private_server_killed_mid_batch_is_restarted_and_the_jobs_complete() {
     assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
     let log = std::fs::read_to_string(b.out().join("embed-server.log")).expect("server log");
     assert_eq!(log.matches("embed-server ready").count(), 2, "{log}");
+}
+
+/// A grid over `outlier_method`: both methods run, each job's lint uses its own method, and
+/// summary.csv carries the method column (it varies) and the outlier rate (GLOSH flags far more
+/// of the same skeleton).
+#[test]
+fn a_manifest_sweeps_the_outlier_method() {
+    let cache_dir = tempfile::tempdir().expect("temp");
+    let server = start_server(&cache_dir.path().join("cache.sqlite"), None);
+    let b = Batch::new(
+        "config:\n  output_dir: out\n  dataset: openimages\n  analyze: true\n  save_stats: true\n\
+         matrix:\n  base_params: {smart: true, bbox_only: true}\n  \
+         axes: {outlier_method: [typicality, glosh]}\n",
+    );
+    let out = b.run(&["--workers", "2", "--server", &server.address()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = b.summary();
+    let typical = row(&rows, "matrix_methodtypicality");
+    let glosh = row(&rows, "matrix_methodglosh");
+    assert_eq!(typical["outlier_method"], "typicality");
+    assert_eq!(glosh["outlier_method"], "glosh");
+    let rate = |r: &std::collections::HashMap<String, String>| -> f64 {
+        r["outlier_rate"].parse().expect("outlier_rate")
+    };
+    assert!(rate(typical) <= 0.05, "{typical:?}");
+    assert!(rate(glosh) > 3.0 * rate(typical), "{glosh:?} vs {typical:?}");
+    let stats = b.out().join("openimages_matrix_methodglosh.stats.json");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stats).expect("stats")).expect("json");
+    assert_eq!(stats["lint"]["method"], "glosh");
 }

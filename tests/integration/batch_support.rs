@@ -151,6 +151,7 @@ pub fn check_row_against_stats(row: &HashMap<String, String>, report_md: &str, s
     let s = &stats["structure"];
     let int = |v: &serde_json::Value| v.as_u64().map(|n| n.to_string()).unwrap_or_default();
     let two = |v: &serde_json::Value| v.as_f64().map(|f| format!("{f:.2}")).unwrap_or_default();
+    let four = |v: &serde_json::Value| v.as_f64().map(|f| format!("{f:.4}")).unwrap_or_default();
     let expected: Vec<(&str, String)> = vec![
         ("status", "succeeded".into()),
         ("duration_s", format!("{:.3}", stats["execution"]["duration_s"].as_f64().unwrap_or(-1.0))),
@@ -162,6 +163,7 @@ pub fn check_row_against_stats(row: &HashMap<String, String>, report_md: &str, s
         ("avg_branching", two(&s["avg_branching"])),
         ("avg_leaf_size", two(&s["avg_leaf_size"])),
         ("outliers", int(&stats["lint"]["outliers"])),
+        ("outlier_rate", four(&stats["lint"]["outlier_rate"])),
         ("embed_texts", int(&stats["batch"]["embed_texts"])),
         ("embed_cache_hits", int(&stats["batch"]["embed_cache_hits"])),
     ];

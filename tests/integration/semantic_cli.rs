@@ -71,6 +71,8 @@ fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
     let report: Value = serde_json::from_str(&ok(&wildcards_gen(&[
         "lint",
         file_arg,
+        "--outlier-method",
+        "glosh",
         "--threshold",
         "0.3",
         "--format",
@@ -96,21 +98,13 @@ fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
         PLANTED.iter().map(|(_, list, item)| (list.to_string(), item.to_string())).collect();
     assert_eq!(found, expected, "lint flags exactly the planted outliers");
 
-    let markdown = ok(&wildcards_gen(&["lint", file_arg, "--threshold", "0.3", "--server", &addr]));
+    let glosh = ["--outlier-method", "glosh", "--threshold", "0.3", "--server", &addr];
+    let markdown = ok(&wildcards_gen(&[&["lint", file_arg][..], &glosh[..]].concat()));
     assert!(markdown.contains("## Test Skeleton > Dog") && markdown.contains("| fist |"));
 
     let cleaned = dir.path().join("clean.yaml");
-    ok(&wildcards_gen(&[
-        "lint",
-        file_arg,
-        "--threshold",
-        "0.3",
-        "--clean",
-        "-o",
-        cleaned.to_str().unwrap(),
-        "--server",
-        &addr,
-    ]));
+    let clean = ["lint", file_arg, "--clean", "-o", cleaned.to_str().unwrap()];
+    ok(&wildcards_gen(&[&clean[..], &glosh[..]].concat()));
     let original = std::fs::read_to_string(&file).unwrap();
     let written = std::fs::read_to_string(&cleaned).unwrap();
     assert_eq!(instruction_comments(&written), instruction_comments(&original));
@@ -121,6 +115,65 @@ fn lint_finds_planted_outliers_and_clean_removes_exactly_them() {
         items.into_iter().filter(|i| !PLANTED.iter().any(|(_, _, p)| p == i)).collect();
     want.sort();
     assert_eq!(kept, want, "--clean removes exactly the reported outliers");
+}
+
+/// The default method on a fruit list with planted sports terms beside a sport list: the
+/// planted terms are flagged with their score and told they fit "Sport" better (both
+/// similarities given), in JSON and in the markdown table; nothing else in either list is.
+#[test]
+fn lint_explains_where_a_flagged_item_fits_better() {
+    let server = EmbedServer::uncached().expect("embed-server starts");
+    let data: Value = serde_json::from_str(
+        &std::fs::read_to_string(reference_dir().join("outlier_eval.json")).unwrap(),
+    )
+    .unwrap();
+    let terms = |i: usize| -> Vec<String> {
+        data["lists"][i]["terms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().into())
+            .collect()
+    };
+    let fruit = terms(0);
+    let sport: Vec<String> = terms(21).into_iter().filter(|t| t != "black bread").collect();
+    let planted = ["water sport", "no-hit game", "football"];
+    let mut yaml =
+        String::from("Things: # instruction: test\n  Edible Fruit: # instruction: fruit\n");
+    fruit.iter().for_each(|t| yaml.push_str(&format!("    - {t}\n")));
+    yaml.push_str("  Sport: # instruction: sports\n");
+    sport.iter().for_each(|t| yaml.push_str(&format!("    - {t}\n")));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fruit.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let addr = server.address();
+
+    let json = ok(&wildcards_gen(&["lint", file_arg, "--format", "json", "--server", &addr]));
+    let report: Value = serde_json::from_str(&json).expect("JSON report");
+    assert_eq!(report["method"], "typicality");
+    assert_eq!(report["items_checked"], fruit.len() + sport.len());
+    let flagged = report["lists"].as_array().unwrap();
+    assert_eq!(flagged.len(), 1, "only the fruit list has outliers: {json}");
+    let outliers = flagged[0]["outliers"].as_array().unwrap();
+    let items: Vec<&str> = outliers.iter().map(|o| o["item"].as_str().unwrap()).collect();
+    let mut want = planted.to_vec();
+    want.sort();
+    let mut got = items.clone();
+    got.sort();
+    assert_eq!(got, want, "{json}");
+    assert_eq!(report["outliers_total"], planted.len());
+    for o in outliers {
+        assert!(o["score"].as_f64().unwrap() > 0.1);
+        let better = &o["fits_better"];
+        assert_eq!(better["path"].as_array().unwrap().last().unwrap(), "Sport", "{o}");
+        assert!(better["similarity"].as_f64().unwrap() > o["similarity_own"].as_f64().unwrap());
+    }
+
+    let markdown = ok(&wildcards_gen(&["lint", file_arg, "--server", &addr]));
+    assert!(markdown.contains("| item | score | fits better in |"), "{markdown}");
+    let line = markdown.lines().find(|l| l.starts_with("| football |")).expect("football row");
+    assert!(line.contains("\"Sport\" ("), "{line}");
 }
 
 #[test]

@@ -120,6 +120,9 @@ pub struct JobMetrics {
     pub structure: StructureStats,
     /// Outliers the lint finds at the job's `semantic_threshold` (only when analysed).
     pub outliers: Option<usize>,
+    /// Flagged / items checked by that lint.
+    #[serde(default)]
+    pub outlier_rate: Option<f64>,
     /// Texts the job sent to the embedding service, and how many it served from its cache.
     pub embed_texts: u64,
     pub embed_cache_hits: u64,

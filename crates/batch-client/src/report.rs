@@ -173,6 +173,7 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "avg_branching",
     "avg_leaf_size",
     "outliers",
+    "outlier_rate",
     "embed_texts",
     "embed_cache_hits",
 ];
@@ -196,6 +197,7 @@ fn metric_cells(r: &JobRecord) -> Vec<String> {
             format!("{:.2}", m.structure.avg_branching),
             format!("{:.2}", m.structure.avg_leaf_size),
             m.outliers.map(|n| n.to_string()).unwrap_or_default(),
+            m.outlier_rate.map(|r| format!("{r:.4}")).unwrap_or_default(),
             m.embed_texts.to_string(),
             m.embed_cache_hits.to_string(),
         ]),
@@ -305,6 +307,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
             "avg branching",
             "avg leaf size",
             "outliers",
+            "outlier rate",
             "embedded (cache hits)",
             "file bytes",
         ]
@@ -320,12 +323,12 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
         row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
         let c = metric_cells(r);
         // c: status, error, duration, bytes, categories, leaf_lists, items, depth, branching,
-        // leaf size, outliers, embed_texts, cache hits
+        // leaf size, outliers, outlier rate, embed_texts, cache hits
         let embedded = match &r.outcome.metrics {
             Some(m) => format!("{} ({})", m.embed_texts, m.embed_cache_hits),
             None => String::new(),
         };
-        row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10].map(|i| c[i].clone()));
+        row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10, 11].map(|i| c[i].clone()));
         row.extend([embedded, c[3].clone()]);
         if info.baseline.is_some() {
             row.extend(baseline_cells(r));
@@ -398,6 +401,7 @@ mod tests {
                 avg_leaf_size: 7.5,
             },
             outliers: Some(2),
+            outlier_rate: Some(0.0667),
             embed_texts: 30,
             embed_cache_hits: 12,
         };
@@ -422,10 +426,10 @@ mod tests {
         assert_eq!(
             lines[0],
             "job,min_leaf_size,status,error,duration_s,file_bytes,categories,leaf_lists,items,\
-             max_depth,avg_branching,avg_leaf_size,outliers,embed_texts,embed_cache_hits"
+             max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,embed_texts,embed_cache_hits"
         );
-        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,30,12");
-        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,");
+        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12");
+        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,");
     }
 
     #[test]
@@ -434,7 +438,7 @@ mod tests {
         let md = report_md(&info, &records());
         assert!(
             md.contains(
-                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 30 (12) | 120 |"
+                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 120 |"
             ),
             "{md}"
         );

@@ -427,6 +427,7 @@ pub fn metrics_from_stats(stats: &StatsFile, batch: &BatchStats) -> JobMetrics {
     JobMetrics {
         structure: stats.structure.clone(),
         outliers: stats.lint.as_ref().map(|l| l.outliers),
+        outlier_rate: stats.lint.as_ref().map(|l| l.outlier_rate),
         embed_texts: batch.embed_texts,
         embed_cache_hits: batch.embed_cache_hits,
     }

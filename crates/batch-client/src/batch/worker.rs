@@ -150,6 +150,7 @@ impl WorkerEnv {
         let metrics = JobMetrics {
             structure: result.generated.stats.clone(),
             outliers: result.lint.as_ref().map(|l| l.outliers),
+            outlier_rate: result.lint.as_ref().map(|l| l.outlier_rate),
             embed_texts,
             embed_cache_hits,
         };

@@ -112,54 +112,55 @@ pub fn lint_tree(
     Ok(report)
 }
 
-/// Per list, the sum of its items' vectors (in the texts the method embeds): an item's mean
-/// cosine to a list is its dot product with the sum over the count.
-struct ListSums<'a> {
-    method: OutlierMethod,
-    table: &'a VectorTable,
+/// Per list, the sum of its items' vectors in the space the method scores in (typicality:
+/// templated and centred on the background, as its scores see them; glosh: as written): an
+/// item's mean cosine to a list is its dot product with the sum over the count.
+struct ListSums {
+    vectors: std::collections::HashMap<String, Vec<f64>>,
     paths: Vec<Vec<String>>,
     sums: Vec<(Vec<f64>, usize)>,
 }
 
-impl<'a> ListSums<'a> {
+impl ListSums {
     fn new(
         lists: &[(Vec<String>, &TaxonomyNode)],
         method: OutlierMethod,
-        table: &'a VectorTable,
+        table: &VectorTable,
     ) -> anyhow::Result<Self> {
+        let background = match method {
+            OutlierMethod::Typicality => {
+                let texts: Vec<String> = typicality::background_texts().collect();
+                let vectors =
+                    texts.iter().map(|t| lookup(table, t)).collect::<anyhow::Result<Vec<_>>>()?;
+                Some(typicality::background_vector(&vectors))
+            }
+            OutlierMethod::Glosh => None,
+        };
+        let mut vectors = std::collections::HashMap::new();
         let mut sums = Vec::with_capacity(lists.len());
         for (_, node) in lists {
             let mut sum: Vec<f64> = Vec::new();
             for item in &node.items {
-                let v = Self::vector(method, table, item)?;
+                let v = match &background {
+                    Some(b) => typicality::centre(lookup(table, &typicality::item_text(item))?, b),
+                    None => lookup(table, item)?.iter().map(|x| f64::from(*x)).collect(),
+                };
                 sum.resize(v.len(), 0.0);
-                sum.iter_mut().zip(v).for_each(|(s, x)| *s += f64::from(*x));
+                sum.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
+                vectors.insert(item.clone(), v);
             }
             sums.push((sum, node.items.len()));
         }
         let paths = lists.iter().map(|(p, _)| p.clone()).collect();
-        Ok(Self { method, table, paths, sums })
-    }
-
-    fn vector(
-        method: OutlierMethod,
-        table: &'a VectorTable,
-        item: &str,
-    ) -> anyhow::Result<&'a [f32]> {
-        let text = match method {
-            OutlierMethod::Glosh => item.to_string(),
-            OutlierMethod::Typicality => typicality::item_text(item),
-        };
-        table.get(&text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
+        Ok(Self { vectors, paths, sums })
     }
 
     /// (mean cosine to the rest of its own list, the most similar other list).
     fn explain(&self, own: usize, item: &str) -> (f64, Option<BetterList>) {
-        let Ok(v) = Self::vector(self.method, self.table, item) else { return (0.0, None) };
-        let dot = |sum: &[f64]| sum.iter().zip(v).map(|(s, x)| s * f64::from(*x)).sum::<f64>();
-        let self_dot: f64 = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+        let Some(v) = self.vectors.get(item) else { return (0.0, None) };
+        let dot = |sum: &[f64]| sum.iter().zip(v).map(|(s, x)| s * x).sum::<f64>();
         let (own_sum, own_n) = &self.sums[own];
-        let similarity_own = (dot(own_sum) - self_dot) / (own_n - 1).max(1) as f64;
+        let similarity_own = (dot(own_sum) - dot(v)) / (own_n - 1).max(1) as f64;
         let best = self
             .sums
             .iter()
@@ -171,6 +172,10 @@ impl<'a> ListSums<'a> {
             best.map(|(i, similarity)| BetterList { path: self.paths[i].clone(), similarity });
         (similarity_own, better)
     }
+}
+
+fn lookup<'t>(table: &'t VectorTable, text: &str) -> anyhow::Result<&'t [f32]> {
+    table.get(text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
 }
 
 /// Every node that holds items, with its path (empty names, such as a document root, skipped).

@@ -350,7 +350,7 @@ pub fn background_vector(vectors: &[&[f32]]) -> Vec<f64> {
 }
 
 /// `e - b`, re-normalised (a zero vector stays zero).
-fn centre(e: &[f32], b: &[f64]) -> Vec<f64> {
+pub fn centre(e: &[f32], b: &[f64]) -> Vec<f64> {
     let v: Vec<f64> = e.iter().zip(b).map(|(x, m)| f64::from(*x) - m).collect();
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     if norm > 1e-12 {
@@ -430,4 +430,121 @@ pub fn score_list(
             ((m - xi) / scale + shift - OFFSET).clamp(0.0, 1.0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit vector near `axis` of `dim`, with a little deterministic noise.
+    fn near(axis: usize, dim: usize, seed: u64, noise: f32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut v: Vec<f32> = (0..dim)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * noise
+            })
+            .collect();
+        v[axis] += 1.0;
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+
+    fn scores(vectors: &[Vec<f32>], category: Option<&[f32]>) -> Vec<f64> {
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        score_list(&refs, &vec![0.0; vectors[0].len()], category, None)
+    }
+
+    #[test]
+    fn a_planted_far_item_is_flagged_and_nothing_else() {
+        let mut list: Vec<Vec<f32>> = (0..12).map(|i| near(0, 16, i, 0.6)).collect();
+        list.insert(5, near(7, 16, 99, 0.6));
+        let s = scores(&list, None);
+        let flagged: Vec<usize> = (0..s.len()).filter(|&i| s[i] > 0.1).collect();
+        assert_eq!(flagged, [5], "{s:?}");
+        assert!(s.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+
+    #[test]
+    fn a_tight_list_flags_nothing() {
+        let list: Vec<Vec<f32>> = (0..20).map(|i| near(3, 16, i, 0.3)).collect();
+        assert!(scores(&list, None).iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn the_category_name_pulls_members_in() {
+        // Two equal halves: only the category says which half belongs.
+        let mut list: Vec<Vec<f32>> = (0..6).map(|i| near(0, 16, i, 0.2)).collect();
+        list.extend((0..3).map(|i| near(9, 16, 50 + i, 0.2)));
+        let category = near(0, 16, 77, 0.0);
+        let with = scores(&list, Some(&category));
+        let without = scores(&list, None);
+        assert!(with[..6].iter().all(|&x| x == 0.0), "{with:?}");
+        assert!(with[6..].iter().all(|&x| x > 0.0), "{with:?}");
+        let sum = |s: &[f64]| s[6..].iter().sum::<f64>();
+        assert!(sum(&with) > sum(&without), "{with:?} vs {without:?}");
+    }
+
+    #[test]
+    fn identical_items_duplicates_and_ties_score_alike() {
+        let same = vec![near(1, 8, 1, 0.0); 5];
+        assert_eq!(scores(&same, None), vec![0.0; 5]);
+        // A duplicated misfit: both copies get the same score, lower than a single one.
+        let mut list: Vec<Vec<f32>> = (0..10).map(|i| near(0, 16, i, 0.5)).collect();
+        list.push(near(8, 16, 42, 0.5));
+        let single = scores(&list, None)[10];
+        list.push(near(8, 16, 42, 0.5));
+        let twins = scores(&list, None);
+        assert_eq!(twins[10], twins[11]);
+        assert!(twins[10] < single, "{} vs {single}", twins[10]);
+        // Same input, same output.
+        assert_eq!(scores(&list, None), twins);
+    }
+
+    #[test]
+    fn lists_of_three_work_and_shorter_lists_score_zero() {
+        let list = vec![near(0, 8, 1, 0.1), near(0, 8, 2, 0.1), near(5, 8, 3, 0.1)];
+        let s = scores(&list, None);
+        assert!(s[2] > 0.1 && s[0] == 0.0 && s[1] == 0.0, "{s:?}");
+        let refs: Vec<&[f32]> = list[..2].iter().map(Vec::as_slice).collect();
+        assert_eq!(score_list(&refs, &[0.0; 8], None, None), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn wordnet_membership_moves_the_score_by_a_fixed_step() {
+        let mut list: Vec<Vec<f32>> = (0..12).map(|i| near(0, 16, i, 0.6)).collect();
+        list.push(near(7, 16, 99, 0.6));
+        let refs: Vec<&[f32]> = list.iter().map(Vec::as_slice).collect();
+        let b = vec![0.0; 16];
+        let plain = score_list(&refs, &b, None, None)[12];
+        let mut rel = vec![Relation::Unknown; 13];
+        rel[12] = Relation::Under;
+        let under = score_list(&refs, &b, None, Some(&rel))[12];
+        rel[12] = Relation::NotUnder;
+        let not_under = score_list(&refs, &b, None, Some(&rel))[12];
+        assert!((plain - under - WN_SHIFT).abs() < 1e-12 || under == 0.0, "{plain} {under}");
+        assert!(not_under > plain || not_under == 1.0);
+    }
+
+    #[test]
+    fn category_names_come_from_list_keys() {
+        assert_eq!(category_text("other_bird").as_deref(), Some("bird"));
+        assert_eq!(category_text("other hand tool").as_deref(), Some("hand tool"));
+        assert_eq!(category_text("Other (Hand Tool)").as_deref(), Some("hand tool"));
+        assert_eq!(category_text(" Edible Fruit ").as_deref(), Some("edible fruit"));
+        assert_eq!(category_text("Other ()"), None);
+        assert_eq!(item_text("frog"), "a photo of a frog");
+        assert_eq!(background_texts().count(), 233);
+    }
+
+    #[test]
+    fn wordnet_relations_follow_hypernyms() {
+        let wn = crate::test_support::wn();
+        let items: Vec<String> =
+            ["dog", "bullfrog", "hammer", "xyzzyq"].iter().map(|s| s.to_string()).collect();
+        let rel = wordnet_relations(&items, "other_animal", wn);
+        assert_eq!(rel, [Relation::Under, Relation::Under, Relation::NotUnder, Relation::Unknown]);
+        assert_eq!(wordnet_relations(&items, "Qwxyz", wn), vec![Relation::Unknown; 4]);
+    }
 }
