@@ -20,8 +20,15 @@ impl ServerArgs {
     /// An embedder for this run: the named (or default) server when it answers its health
     /// check, else a private embed-server started beside this executable.
     pub fn connect(&self) -> Result<Session> {
-        let log = std::env::temp_dir()
-            .join(format!("wildcards-gen-embed-server-{}.log", std::process::id()));
-        Session::connect(self.server.as_deref(), &log)
+        Session::connect(self.server.as_deref(), &private_server_log())
     }
+}
+
+/// Where a private server of the `wildcards-gen` commands logs: one file under the per-user
+/// cache dir (appended to by each run), not a new file in /tmp per run.
+fn private_server_log() -> std::path::PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("wildcards-gen")
+        .join("private-embed-server.log")
 }

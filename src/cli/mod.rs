@@ -65,6 +65,7 @@ pub fn main() -> ExitCode {
     if let Command::Batch(args) = cli.command {
         return batch::run(args);
     }
+    stop_on_interrupt();
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<UsageError>() => {
@@ -75,6 +76,19 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Ctrl-C (or SIGTERM) ends a command at once with exit status 130: outputs are written
+/// atomically (nothing half-written is left), and a private embed-server ends with us (it
+/// watches the stdin pipe we hold).
+fn stop_on_interrupt() {
+    let installed = ctrlc::set_handler(|| {
+        eprintln!("interrupted");
+        std::process::exit(130);
+    });
+    if let Err(e) = installed {
+        eprintln!("note: cannot handle Ctrl-C ({e}); it will stop the command without a message");
     }
 }
 

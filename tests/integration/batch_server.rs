@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::batch_support::{
     row, signal, wait_for_line, wait_until_embedding, wait_with_limit, Batch,
 };
-use test_support::{EmbedServer, EmbedServerOptions};
+use test_support::{model_dir, EmbedServer, EmbedServerOptions};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -85,19 +85,6 @@ fn two_batch_clients_share_one_server_and_the_second_hits_the_cache() {
     // the server's own counters grew by at least what the second batch was served.
     assert!(texts_b > 0 && hits_b * 2 >= texts_b, "second batch: {hits_b} of {texts_b} from cache");
     assert!(hits_after - hits_before >= hits_b, "{hits_before} -> {hits_after} vs {hits_b}");
-}
-
-/// The model folder the test's own servers use (embed-server's default), so that a
-/// batch-client given another cache folder still finds the model.
-fn model_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("WILDCARDS_MODEL_DIR") {
-        return dir.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .expect("HOME is set");
-    cache.join("wildcards-gen/models/all-MiniLM-L6-v2")
 }
 
 #[test]

@@ -78,7 +78,11 @@ impl PrivateServer {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let log_file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
         let child = spawn(&exe, &addr, log_file)?;
         let server = PrivateServer { child: Mutex::new(child), exe, addr, log: log.to_path_buf() };
         server.wait_until_healthy(wait)?;
@@ -186,18 +190,33 @@ impl Drop for PrivateServer {
     }
 }
 
-/// Starts `embed-server --addr ADDR` with its output in `log`.
+/// Starts `embed-server --addr ADDR` with its output in `log`. The server ends with this
+/// process however it ends: it holds our end of its stdin pipe (`--exit-on-stdin-eof`; the
+/// pipe closes when we exit, are killed or run out of memory), and on Linux it also gets
+/// SIGTERM when the thread that started it dies (`PR_SET_PDEATHSIG`).
 fn spawn(exe: &Path, addr: &str, log: File) -> Result<Child> {
-    Command::new(exe)
-        .args(["--addr", addr])
-        .stdin(Stdio::null())
+    let mut command = Command::new(exe);
+    command
+        .args(["--addr", addr, "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)
         // Own process group: Ctrl-C reaches batch-client, which stops the server itself
         // after writing the report.
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))
+        .process_group(0);
+    // The death signal follows the *thread* that spawns: only worth setting from the main
+    // thread (a restart from the supervising thread would be stopped when that thread ends).
+    #[cfg(target_os = "linux")]
+    if std::thread::current().name() == Some("main") {
+        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    command.spawn().with_context(|| format!("starting {}", exe.display()))
 }
 
 /// A binary installed next to the running executable (cargo builds them side by side).

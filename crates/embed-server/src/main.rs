@@ -77,6 +77,10 @@ struct ServeArgs {
     /// File holding a token; clients must then send `authorization: Bearer <token>`.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
+    /// Stop (gracefully) when standard input reaches its end: a tool that starts a private
+    /// server holds the other end of the pipe, so the server ends with it however it ends.
+    #[arg(long, hide = true)]
+    exit_on_stdin_eof: bool,
 }
 
 fn main() -> ExitCode {
@@ -134,6 +138,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         },
         max_batch_tokens: args.max_batch_tokens,
         api_key_file: args.api_key_file,
+        exit_on_stdin_eof: args.exit_on_stdin_eof,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config))?;

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub max_batch_tokens: usize,
     pub api_key_file: Option<PathBuf>,
+    /// Also stop when stdin closes (the private server of a tool: see main.rs).
+    pub exit_on_stdin_eof: bool,
 }
 
 /// Where vectors are cached.
@@ -117,7 +119,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
 
     let router =
         Server::builder().add_service(health_service).add_service(reflection).add_service(embedder);
-    serve_until_signal(router, listener).await?;
+    serve_until_signal(router, listener, config.exit_on_stdin_eof).await?;
 
     batcher.shutdown();
     if let Some(cache) = &cache {
@@ -152,7 +154,11 @@ fn describe_cache(cache: Option<&EmbeddingCache>) -> String {
 }
 
 /// Serves `router` on `listener` until SIGINT/SIGTERM, then drains the open connections.
-async fn serve_until_signal(router: Router, listener: tokio::net::TcpListener) -> Result<()> {
+async fn serve_until_signal(
+    router: Router,
+    listener: tokio::net::TcpListener,
+    exit_on_stdin_eof: bool,
+) -> Result<()> {
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .map(|accepted| accepted.map(|tcp| LingeringClose::new(tcp, LINGER)));
@@ -165,7 +171,7 @@ async fn serve_until_signal(router: Router, listener: tokio::net::TcpListener) -
     // finish its streams; the deadline keeps a stuck client from holding the server forever.
     tokio::select! {
         served = &mut serve => served.context("the gRPC server failed")?,
-        () = shutdown_signal() => {
+        () = shutdown_signal(exit_on_stdin_eof) => {
             let _ = stop.send(());
             match tokio::time::timeout(DRAIN_DEADLINE, &mut serve).await {
                 Ok(served) => {
@@ -201,7 +207,35 @@ fn resolve_model(config: &ServerConfig) -> Result<(ModelFiles, String)> {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+async fn shutdown_signal(exit_on_stdin_eof: bool) {
+    let stdin_closed = async move {
+        if exit_on_stdin_eof {
+            stdin_eof().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = os_signal() => {}
+        () = stdin_closed => tracing::info!("stdin closed (the tool that started this server is gone); finishing in-flight requests"),
+    }
+}
+
+/// Resolves when standard input reaches its end (or fails): read on a plain thread, since
+/// the parent never writes and the read just waits for the pipe to close.
+async fn stdin_eof() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+async fn os_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

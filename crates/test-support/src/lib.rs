@@ -90,3 +90,16 @@ fn build_binaries() -> Result<PathBuf, String> {
     }
     Ok(profile_dir)
 }
+
+/// The installed model files (what `scripts/fetch-model.sh` fills): `WILDCARDS_MODEL_DIR`, else
+/// the per-user cache dir. Tests that give a tool a fresh cache dir pass this on.
+pub fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WILDCARDS_MODEL_DIR") {
+        return dir.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .expect("HOME is set");
+    cache.join("wildcards-gen/models/all-MiniLM-L6-v2")
+}
