@@ -14,13 +14,27 @@ pub struct ServerArgs {
     /// started for this run).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+
+    /// Seconds one embedding request may take before the command gives up (default: env
+    /// WILDCARDS_EMBED_TIMEOUT, else 600); a "waiting for the embed-server" line appears
+    /// every few seconds meanwhile.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t > 0.0 && t.is_finite() => Ok(t),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
 }
 
 impl ServerArgs {
     /// An embedder for this run: the named (or default) server when it answers its health
     /// check, else a private embed-server started beside this executable.
     pub fn connect(&self) -> Result<Session> {
-        Session::connect(self.server.as_deref(), &private_server_log())
+        let timeout = self.timeout.map(std::time::Duration::from_secs_f64);
+        Session::connect(self.server.as_deref(), &private_server_log(), timeout)
     }
 }
 

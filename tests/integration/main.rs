@@ -13,4 +13,5 @@ mod params_agree;
 mod processes;
 mod semantic_cli;
 mod semantic_quality;
+mod stalled_server;
 mod tencent_generation;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use embed_api::client::{ClientOptions, EmbedClient};
+use embed_api::client::{ClientOptions, EmbedClient, WaitNotice};
 use wildcards_core::semantic::embedder::{Embedder, Embeddings};
 
 use crate::server::{find_or_start, PrivateServer};
@@ -23,7 +23,20 @@ impl GrpcEmbedder {
     /// ([`embed_api::client::DEFAULT_RETRY_FOR`]); the token, when the server needs one,
     /// comes from env `WILDCARDS_EMBED_TOKEN`.
     pub fn connect(addr: &str) -> Result<Self> {
-        let client = EmbedClient::connect(ClientOptions::from_env(Some(addr), None))?;
+        Self::connect_with(addr, None)
+    }
+
+    /// [`Self::connect`] with a request timeout other than `WILDCARDS_EMBED_TIMEOUT` or the
+    /// default. Long waits are said on stderr ("waiting for the embed-server at ...").
+    pub fn connect_with(addr: &str, timeout: Option<std::time::Duration>) -> Result<Self> {
+        let mut options = ClientOptions::from_env(Some(addr), None);
+        if let Some(t) = timeout {
+            options.request_timeout = t;
+        }
+        options.on_wait = Some(WaitNotice(Arc::new(|server: &str, waited| {
+            eprintln!("waiting for the embed-server at {server} ({:.0} s)", waited.as_secs_f64());
+        })));
+        let client = EmbedClient::connect(options)?;
         Ok(Self { client })
     }
 
@@ -81,14 +94,18 @@ pub struct Session {
 impl Session {
     /// The server named by `flag` (else env, else the default) when it answers, else a
     /// private one with its log at `log`; notes go to stderr.
-    pub fn connect(flag: Option<&str>, log: &Path) -> Result<Self> {
+    pub fn connect(
+        flag: Option<&str>,
+        log: &Path,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Self> {
         let say = |s: &str| {
             if !s.starts_with("using ") {
                 eprintln!("note: {s}");
             }
         };
         let choice = find_or_start(flag, log, &say)?;
-        let embedder = Arc::new(GrpcEmbedder::connect(&choice.addr)?);
+        let embedder = Arc::new(GrpcEmbedder::connect_with(&choice.addr, timeout)?);
         Ok(Self { embedder, _private: choice.private })
     }
 

@@ -23,6 +23,8 @@ use crate::proto::{EmbedRequest, InfoRequest, InfoResponse};
 
 /// Env var with the server address (`host:port` or `http://host:port`).
 pub const ENV_SERVER: &str = "WILDCARDS_EMBED_SERVER";
+/// Env var with the deadline of one request, in seconds (default 600).
+pub const ENV_TIMEOUT: &str = "WILDCARDS_EMBED_TIMEOUT";
 /// Env var with the bearer token for servers started with `--api-key-file`.
 pub const ENV_TOKEN: &str = "WILDCARDS_EMBED_TOKEN";
 /// Where embed-server listens by default.
@@ -65,7 +67,27 @@ pub struct ClientOptions {
     pub chunk_texts: usize,
     /// Requests in flight at once for one `embed` call.
     pub max_in_flight: usize,
+    /// Told how long an `embed` call has been waiting, every few seconds while it waits
+    /// (a "waiting for the embed-server" line), so a stalled server is not silent.
+    pub on_wait: Option<WaitNotice>,
 }
+
+/// What a [`WaitNotice`] calls: the server address and the time waited so far.
+pub type WaitFn = dyn Fn(&str, Duration) + Send + Sync;
+
+/// A callback for long waits.
+#[derive(Clone)]
+pub struct WaitNotice(pub Arc<WaitFn>);
+
+impl std::fmt::Debug for WaitNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitNotice")
+    }
+}
+
+/// When the first wait notice comes, and then how often.
+const WAIT_NOTICE_AFTER: Duration = Duration::from_secs(5);
+const WAIT_NOTICE_EVERY: Duration = Duration::from_secs(10);
 
 impl ClientOptions {
     /// Defaults for a server address.
@@ -77,6 +99,7 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(600),
             chunk_texts: 512,
             max_in_flight: 4,
+            on_wait: None,
         }
     }
 
@@ -89,6 +112,13 @@ impl ClientOptions {
             .or_else(|| std::env::var(ENV_TOKEN).ok())
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
+        if let Some(secs) =
+            std::env::var(ENV_TIMEOUT).ok().and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            if secs > 0.0 {
+                options.request_timeout = Duration::from_secs_f64(secs);
+            }
+        }
         options
     }
 }
@@ -301,8 +331,20 @@ impl EmbedClient {
                 let mut grpc = grpc.clone();
                 let mut request =
                     tonic::Request::new(EmbedRequest { texts: chunk.clone(), model: None });
-                request.set_timeout(timeout);
-                async move { grpc.embed(request).await.map(|r| r.into_inner()) }
+                // The server drops the work a little after we stop waiting (tonic answers an
+                // expired deadline with CANCELLED, which would read as a restart and be
+                // retried); the deadline is enforced here, so a server that never answers
+                // cannot stall us.
+                request.set_timeout(timeout + Duration::from_secs(1));
+                async move {
+                    match tokio::time::timeout(timeout, grpc.embed(request)).await {
+                        Ok(answer) => answer.map(|r| r.into_inner()),
+                        Err(_) => Err(Status::deadline_exceeded(format!(
+                            "no answer within {:.0} s",
+                            timeout.as_secs_f64()
+                        ))),
+                    }
+                }
             });
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
@@ -396,7 +438,21 @@ impl EmbedClient {
         if texts.is_empty() {
             return Ok(Embedded { dim: self.cached_info().dim as usize, ..Embedded::default() });
         }
-        self.runtime.block_on(self.embed_async(texts))
+        self.runtime.block_on(self.with_wait_notices(self.embed_async(texts)))
+    }
+
+    /// Runs `work`, telling [`ClientOptions::on_wait`] every few seconds how long it waits.
+    async fn with_wait_notices<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let Some(notice) = self.options.on_wait.clone() else { return work.await };
+        tokio::pin!(work);
+        let start = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval_at(start + WAIT_NOTICE_AFTER, WAIT_NOTICE_EVERY);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = tick.tick() => (notice.0)(&self.options.server, start.elapsed()),
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::client::{ENV_SERVER, ENV_TOKEN};
+use crate::client::{ENV_SERVER, ENV_TIMEOUT, ENV_TOKEN};
 
 /// An embed-server client error. The messages say what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,9 @@ pub enum ClientError {
 
     /// One request took longer than the request timeout.
     #[error(
-        "embed-server at {uri} did not answer {what} in time ({message}); the server may be overloaded"
+        "embed-server at {uri} did not answer {what} in time ({message}); the server may be \
+         overloaded or stuck: check it (`embed-server info --server ...`), or allow more time \
+         with --timeout SECONDS / {ENV_TIMEOUT}"
     )]
     Timeout { uri: String, what: &'static str, message: String },
 
