@@ -403,20 +403,31 @@ fn jsonl_node<'a>(node: &'a TaxonomyNode, path: &mut Vec<&'a str>, out: &mut Str
 
 // ---------------------------------------------------------------- files
 
-/// Writes `contents` to `path` atomically: a temp file in the same folder (created when
-/// missing), flushed, then renamed over the target. Readers never see a half-written file.
+/// Writes `contents` to `path` atomically: into a temp file in the same folder (fsynced), then
+/// renamed over `path`, so a reader never sees half a file. The file gets the mode a plain
+/// create would give it (0666 less the umask), or, when it replaces a file, that file's mode.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".wildcards-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".wildcards-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Opened with 0666, so the umask applies as for any new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}: check permissions", dir.display()))?;
     tmp.write_all(contents)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Ok(old) = std::fs::metadata(path) {
+        // Replacing a file keeps its mode (a shared 0664 output stays 0664).
+        let _ = tmp.as_file().set_permissions(old.permissions());
+    }
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
@@ -436,6 +447,26 @@ mod tests {
         root.children.push(TaxonomyNode::new("null"));
         root.metadata.is_root = true;
         root
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_follow_the_umask_and_replacements_keep_their_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.yaml");
+        write_atomic(&path, b"a").unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), mode(&probe), "a new file gets what a plain create gets");
+        if mode(&probe) != 0o600 {
+            assert_ne!(mode(&path), 0o600, "not the temp file's private mode");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        write_atomic(&path, b"b").unwrap();
+        assert_eq!(mode(&path), 0o664, "an overwrite keeps the old mode");
+        assert_eq!(std::fs::read(&path).unwrap(), b"b");
     }
 
     #[test]
