@@ -3,6 +3,7 @@
 //! model on a real gRPC server on loopback, the real WordNet and dataset files.
 
 mod batch_faults;
+mod batch_folder;
 mod batch_manifests;
 mod batch_seed;
 mod batch_server;

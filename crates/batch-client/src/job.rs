@@ -153,4 +153,15 @@ pub struct BatchStats {
     pub param_hash: String,
     pub embed_texts: u64,
     pub embed_cache_hits: u64,
+    /// Size and SHA-256 of the skeleton as written: `--resume` reruns a job whose output no
+    /// longer matches (truncated, edited, damaged).
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
+    #[serde(default)]
+    pub output_sha256: Option<String>,
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,6 +12,7 @@
 //! Exit status: 0 all jobs succeeded, 1 some failed, 2 manifest or usage error (nothing ran),
 //! 130 interrupted.
 
+pub mod folder;
 pub mod pool;
 pub mod progress;
 pub mod protocol;
@@ -91,6 +92,11 @@ pub struct BatchArgs {
     /// Skip jobs whose output and stats file exist for the same effective parameters.
     #[arg(long)]
     pub resume: bool,
+
+    /// Run even though the output folder holds another manifest's results (they are
+    /// removed first).
+    #[arg(long)]
+    pub force: bool,
 
     /// Print the expanded job table and exit without running anything.
     #[arg(long)]
@@ -190,9 +196,13 @@ fn print_dry_run(m: &Manifest) {
 /// Runs the validated manifest; returns the exit status.
 fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8> {
     let out_dir = &m.config.output_dir;
-    std::fs::create_dir_all(out_dir).map_err(|e| {
-        anyhow::anyhow!("cannot create the output folder {}: {e}", out_dir.display())
-    })?;
+    let _claim = match folder::claim(m, args.force, args.resume) {
+        Ok(claim) => claim,
+        Err(folder::Refused(why)) => {
+            eprintln!("error: {why}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let stop = install_ctrl_c();
 
     let (resumed, to_run) = split_resumable(args.resume, &m.jobs);
@@ -410,7 +420,7 @@ fn previous_outcome(job: &JobSpec) -> Option<JobOutcome> {
     let text = std::fs::read_to_string(job.stats_path()).ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
     let batch: BatchStats = serde_json::from_value(value.get("batch")?.clone()).ok()?;
-    if batch.param_hash != job.param_hash() {
+    if batch.param_hash != job.param_hash() || !output_matches(job, &batch) {
         return None;
     }
     let stats: StatsFile = serde_json::from_value(value).ok()?;
@@ -420,6 +430,17 @@ fn previous_outcome(job: &JobSpec) -> Option<JobOutcome> {
         duration_s: stats.execution.duration_s,
         metrics: Some(metrics_from_stats(&stats, &batch)),
     })
+}
+
+/// Whether the job's output is the file its stats recorded (size, then SHA-256); stats
+/// written before outputs were recorded cannot tell, and count as not matching.
+fn output_matches(job: &JobSpec, batch: &BatchStats) -> bool {
+    let (Some(bytes), Some(sha)) = (batch.output_bytes, &batch.output_sha256) else {
+        return false;
+    };
+    let same_size = std::fs::metadata(&job.output).is_ok_and(|m| m.len() == bytes);
+    same_size
+        && std::fs::read(&job.output).is_ok_and(|content| &crate::job::sha256_hex(&content) == sha)
 }
 
 /// The report numbers of a job as its stats file records them.

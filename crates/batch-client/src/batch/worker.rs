@@ -127,13 +127,16 @@ impl WorkerEnv {
         ctx.embedder = counting.as_ref().map(|c| c as &dyn Embedder);
         ctx.on_stage = Some(&stage_cb);
         ctx.fetcher = Some(&fetcher);
-        let batch_section = |_: &JobResult| {
+        let batch_section = |result: &JobResult| {
             let (embed_texts, embed_cache_hits) = totals();
+            let text = result.generated.text.as_bytes();
             let batch = BatchStats {
                 job: job.name.clone(),
                 param_hash: job.param_hash(),
                 embed_texts,
                 embed_cache_hits,
+                output_bytes: Some(text.len() as u64),
+                output_sha256: Some(crate::job::sha256_hex(text)),
             };
             Ok(("batch".to_string(), serde_json::to_value(batch)?))
         };
