@@ -411,3 +411,44 @@ fn a_long_request_cut_off_by_a_restart_is_retried_and_completes() {
         assert_eq!(&answer.vectors[k * 97], v, "{}", sample[k]);
     }
 }
+
+/// Peak RSS growth of a server (MiB) while 12 clients each send a ~32 MB request at once
+/// (2,049 texts of 16 KB: decoded, then refused as over `--max-texts`).
+fn burst_growth_mib(inflight: &str) -> f64 {
+    let args = ["--max-inflight-requests", inflight].map(String::from).to_vec();
+    let server =
+        EmbedServer::start(EmbedServerOptions { extra_args: args, ..Default::default() }).unwrap();
+    let before = server.peak_rss_kib().expect("VmHWM");
+    let uri = format!("http://{}", server.address());
+    runtime().block_on(async {
+        let mut calls = Vec::new();
+        for _ in 0..12 {
+            let uri = uri.clone();
+            calls.push(tokio::spawn(async move {
+                let mut grpc = EmbedderClient::connect(uri)
+                    .await
+                    .unwrap()
+                    .max_encoding_message_size(usize::MAX);
+                let texts = vec!["x".repeat(16_000); 2049];
+                let refused = grpc.embed(EmbedRequest { texts, model: None }).await.unwrap_err();
+                assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+            }));
+        }
+        for c in calls {
+            c.await.unwrap();
+        }
+    });
+    let after = server.peak_rss_kib().expect("VmHWM");
+    (after.saturating_sub(before)) as f64 / 1024.0
+}
+
+/// A burst of large requests: with at most 2 decoded at once the server's peak memory grows
+/// far less than with (practically) no bound.
+#[test]
+fn a_burst_of_large_requests_is_bounded_in_memory() {
+    let bounded = burst_growth_mib("2");
+    let unbounded = burst_growth_mib("64");
+    println!("peak RSS growth: bounded {bounded:.0} MiB, unbounded {unbounded:.0} MiB");
+    assert!(bounded < 0.6 * unbounded, "bounded {bounded:.0} MiB vs {unbounded:.0} MiB");
+    assert!(bounded < 200.0, "bounded growth {bounded:.0} MiB");
+}

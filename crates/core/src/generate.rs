@@ -122,7 +122,8 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     }
 
     ctx.stage(Stage::Loading, &mut timeline);
-    let (source, notes) = load_dataset_with_notes(cfg, ctx)?;
+    let (source, mut notes) = load_dataset_with_notes(cfg, ctx)?;
+    notes.extend(smart::unmatched_names(&source, cfg, &*ctx.wordnet));
     for note in notes {
         timeline.log(EventKind::Note, None, note, serde_json::Value::Null);
     }

@@ -575,7 +575,8 @@ define_params! {
             kind: Kind::Choice, values: &["eom", "leaf"], needs: NEEDS_ARRANGE, ..SEMANTIC };
     /// Fast preview: stop after visiting this many nodes of the hierarchy.
     preview_limit: usize => Option<usize> = |_| None,
-        ParamDef { flag: Some("preview-limit"), value_name: "N", kind: Kind::Count, ..OUTPUT };
+        ParamDef { flag: Some("preview-limit"), value_name: "N", kind: Kind::Count,
+            check: Check::AtLeast(1), ..OUTPUT };
     /// Output format.
     format: Format => Format = |_| Format::Yaml,
         ParamDef { flag: Some("format"), value_name: "FORMAT", kind: Kind::Choice,

@@ -80,6 +80,41 @@ pub fn override_for<'a>(cfg: &'a Config, node: &TaxonomyNode) -> Option<&'a Para
     cfg.smart_overrides.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, p)| p)
 }
 
+/// Settings that name categories no node of `tree` has: `smart_overrides` keys and
+/// `skip_nodes` entries (by name, wnid or WordNet lemma, case-insensitive). They do nothing,
+/// so the user hears about it (a misspelt key, a list meant for another dataset).
+pub fn unmatched_names(tree: &TaxonomyNode, cfg: &Config, facts: &dyn WordNetFacts) -> Vec<String> {
+    if !cfg.smart {
+        return Vec::new();
+    }
+    let mut known = std::collections::HashSet::new();
+    let mut stack = vec![tree];
+    while let Some(node) = stack.pop() {
+        known.insert(node.name.trim().to_lowercase());
+        if let Some(w) = node.metadata.wnid.as_deref() {
+            known.insert(w.to_lowercase());
+            known.extend(facts.lemma_names(w).into_iter().map(|l| l.to_lowercase()));
+        }
+        stack.extend(node.children.iter());
+    }
+    let missing = |k: &&String| !known.contains(&k.trim().to_lowercase());
+    let mut notes: Vec<String> = cfg
+        .smart_overrides
+        .keys()
+        .filter(missing)
+        .map(|k| {
+            format!(
+                "smart-config key {k:?} matches no category of {}; it does nothing",
+                cfg.dataset
+            )
+        })
+        .collect();
+    notes.extend(cfg.skip_nodes.iter().filter(missing).map(|k| {
+        format!("skip node {k:?} matches no category of {}; it does nothing", cfg.dataset)
+    }));
+    notes
+}
+
 /// The configuration that holds for `node`: `cfg` with the node's smart overrides applied, or
 /// `cfg` itself (borrowed, no copy) when none apply. Both the pruning and the shaping walk call
 /// this at every node so that an override reaches the whole subtree in both passes.

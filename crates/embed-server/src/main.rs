@@ -66,11 +66,16 @@ struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     memory_cache_mb: usize,
     /// Most texts in one request (larger requests get INVALID_ARGUMENT).
-    #[arg(long, default_value_t = 2048)]
-    max_texts: usize,
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    max_texts: u32,
     /// Longest text in bytes (longer ones get INVALID_ARGUMENT).
-    #[arg(long, default_value_t = 16384)]
-    max_text_bytes: usize,
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
+    max_text_bytes: u32,
+    /// Embed requests decoded and served at once, over all connections; more wait (in the
+    /// connection's flow control) until one finishes. Bounds the memory a burst of large
+    /// requests can take to about this many times the largest request.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_inflight_requests: u32,
     /// Most tokens (sequences x length) in one forward pass of the model.
     #[arg(long, default_value_t = 4096)]
     max_batch_tokens: usize,
@@ -133,12 +138,13 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         cache,
         memory_cache_bytes: args.memory_cache_mb << 20,
         limits: Limits {
-            max_texts: args.max_texts.max(1),
-            max_text_bytes: args.max_text_bytes.max(1),
+            max_texts: args.max_texts as usize,
+            max_text_bytes: args.max_text_bytes as usize,
         },
         max_batch_tokens: args.max_batch_tokens,
         api_key_file: args.api_key_file,
         exit_on_stdin_eof: args.exit_on_stdin_eof,
+        max_inflight_requests: args.max_inflight_requests as usize,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config))?;

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub api_key_file: Option<PathBuf>,
     /// Also stop when stdin closes (the private server of a tool: see main.rs).
     pub exit_on_stdin_eof: bool,
+    /// Embed requests decoded and served at once (see [`Bounded`]).
+    pub max_inflight_requests: usize,
 }
 
 /// Where vectors are cached.
@@ -105,6 +107,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             Some(auth) => auth.check(req),
             None => Ok(req),
         });
+    let embedder = Bounded::new(embedder, config.max_inflight_requests);
 
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
@@ -127,6 +130,44 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
     tracing::info!("embed-server stopped");
     Ok(())
+}
+
+/// The Embedder service behind a global concurrency limit: a request is decoded only once it
+/// holds a permit, so a burst of large requests costs at most `limit` requests' memory
+/// (the rest wait in HTTP/2 flow control). Health and reflection stay outside the limit, so
+/// a busy server still answers its health check.
+#[derive(Clone)]
+struct Bounded<S>(tower::limit::ConcurrencyLimit<S>);
+
+impl<S> Bounded<S> {
+    fn new(inner: S, limit: usize) -> Self {
+        let permits = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+        Bounded(tower::limit::ConcurrencyLimit::with_semaphore(inner, permits))
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Bounded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, R> tower::Service<R> for Bounded<S>
+where
+    tower::limit::ConcurrencyLimit<S>: tower::Service<R>,
+{
+    type Response = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Response;
+    type Error = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Error;
+    type Future = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.0.call(request)
+    }
 }
 
 /// The SQLite cache (with its memory layer) the configuration asks for, or none.
