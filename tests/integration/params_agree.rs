@@ -79,3 +79,34 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Settings that would do nothing: a zero preview limit is refused; a skip node or a
+/// smart-config key that names no category is said (a note), not silently ignored.
+#[test]
+fn settings_that_do_nothing_are_refused_or_noted() {
+    let dir = tempfile::tempdir().expect("temp");
+    let out = dir.path().join("coco.yaml");
+    let run = |extra: &[&str]| {
+        Command::new(binary("wildcards-gen"))
+            .args(["dataset", "coco", "-o", out.to_str().unwrap()])
+            .args(extra)
+            .env("WILDCARDS_DATA_DIR", test_data_dir())
+            .output()
+            .expect("run wildcards-gen")
+    };
+    let zero = run(&["--preview-limit", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", String::from_utf8_lossy(&zero.stderr));
+    let config = dir.path().join("smart.yaml");
+    std::fs::write(&config, "no such category: {min_hyponyms: 5}\n").expect("write");
+    let noted = run(&[
+        "--smart",
+        "--skip-nodes",
+        "nosuchthing",
+        "--smart-config",
+        config.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&noted.stderr);
+    assert!(noted.status.success(), "{err}");
+    assert!(err.contains("skip node \"nosuchthing\" matches no category of coco"), "{err}");
+    assert!(err.contains("smart-config key \"no such category\" matches no category"), "{err}");
+}
