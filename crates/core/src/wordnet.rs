@@ -483,6 +483,13 @@ impl WordNet {
         ancestor.index != s.index && self.ancestors_and_self(s).contains(&ancestor.index)
     }
 
+    /// True when `s` is one of `kinds` or a kind of one of them (hypernym and
+    /// instance-hypernym links, transitively): one walk up from `s` for all of them.
+    pub fn is_kind_of_any(&self, s: &Synset, kinds: &[&Synset]) -> bool {
+        let up = self.ancestors_and_self(s);
+        kinds.iter().any(|k| up.contains(&k.index))
+    }
+
     /// The gloss of a wnid, if WordNet has that synset.
     pub fn gloss_of_wnid(&self, wnid: &str) -> Option<&str> {
         self.synset(wnid).map(|s| s.gloss.as_str())

@@ -128,10 +128,13 @@ pub fn evaluate_method(
     let file: OutlierFile = read_json(path)?;
     let scoring = Scoring { method, threshold: f64::INFINITY, wordnet };
     let texts = file.lists.iter().flat_map(|l| scoring.texts(&l.terms, Some(&l.category_name)));
+    let texts = texts.chain(scoring.shared_texts());
     let table = VectorTable::build(embedder, texts)?;
     let mut scored = Vec::new();
+    let background = scoring.background(&table)?;
     for list in &file.lists {
-        let scores = scoring.analyze(&list.terms, Some(&list.category_name), &table)?.scores;
+        let key = Some(list.category_name.as_str());
+        let scores = scoring.analyze_with(&list.terms, key, &table, background.as_deref())?.scores;
         let planted: HashSet<usize> = list.outlier_indices.iter().copied().collect();
         scored.extend(scores.into_iter().enumerate().map(|(i, s)| (s, planted.contains(&i))));
     }

@@ -79,8 +79,9 @@ pub fn lint_tree(
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
     let texts = lists.iter().flat_map(|(_, n)| scoring.texts(&n.items, Some(&n.name)));
+    let texts = texts.chain(scoring.shared_texts());
     let table = VectorTable::build(embedder, texts)?;
-    let neighbours = ListSums::new(&lists, scoring.method, &table)?;
+    let neighbours = ListSums::new(&lists, scoring, &table)?;
 
     let mut report = LintReport {
         method: scoring.method,
@@ -92,8 +93,10 @@ pub fn lint_tree(
         embedded_texts: table.texts_embedded,
         cache_hits: table.cache_hits,
     };
+    let background = neighbours.background.clone();
     for (index, (path, node)) in lists.iter().enumerate() {
-        let analysis = scoring.analyze(&node.items, Some(&node.name), &table)?;
+        let analysis =
+            scoring.analyze_with(&node.items, Some(&node.name), &table, background.as_deref())?;
         if analysis.outliers.is_empty() {
             continue;
         }
@@ -115,52 +118,61 @@ pub fn lint_tree(
 /// Per list, the sum of its items' vectors in the space the method scores in (typicality:
 /// templated and centred on the background, as its scores see them; glosh: as written): an
 /// item's mean cosine to a list is its dot product with the sum over the count.
-struct ListSums {
-    vectors: std::collections::HashMap<String, Vec<f64>>,
+struct ListSums<'t> {
+    table: &'t VectorTable,
+    background: Option<Vec<f64>>,
     paths: Vec<Vec<String>>,
     sums: Vec<(Vec<f64>, usize)>,
 }
 
-impl ListSums {
+impl<'t> ListSums<'t> {
     fn new(
         lists: &[(Vec<String>, &TaxonomyNode)],
-        method: OutlierMethod,
-        table: &VectorTable,
+        scoring: &Scoring,
+        table: &'t VectorTable,
     ) -> anyhow::Result<Self> {
-        let background = match method {
-            OutlierMethod::Typicality => {
-                let texts: Vec<String> = typicality::background_texts().collect();
-                let vectors =
-                    texts.iter().map(|t| lookup(table, t)).collect::<anyhow::Result<Vec<_>>>()?;
-                Some(typicality::background_vector(&vectors))
-            }
-            OutlierMethod::Glosh => None,
-        };
-        let mut vectors = std::collections::HashMap::new();
-        let mut sums = Vec::with_capacity(lists.len());
-        for (_, node) in lists {
+        let background = scoring.background(table)?;
+        let mut me = Self { table, background, paths: Vec::new(), sums: Vec::new() };
+        let mut v = Vec::new();
+        for (path, node) in lists {
             let mut sum: Vec<f64> = Vec::new();
             for item in &node.items {
-                let v = match &background {
-                    Some(b) => typicality::centre(lookup(table, &typicality::item_text(item))?, b),
-                    None => lookup(table, item)?.iter().map(|x| f64::from(*x)).collect(),
-                };
+                me.vector_into(item, &mut v)?;
                 sum.resize(v.len(), 0.0);
                 sum.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
-                vectors.insert(item.clone(), v);
             }
-            sums.push((sum, node.items.len()));
+            me.sums.push((sum, node.items.len()));
+            me.paths.push(path.clone());
         }
-        let paths = lists.iter().map(|(p, _)| p.clone()).collect();
-        Ok(Self { vectors, paths, sums })
+        Ok(me)
+    }
+
+    /// An item's vector in the scoring space.
+    fn vector(&self, item: &str) -> anyhow::Result<Vec<f64>> {
+        let mut v = Vec::new();
+        self.vector_into(item, &mut v)?;
+        Ok(v)
+    }
+
+    fn vector_into(&self, item: &str, out: &mut Vec<f64>) -> anyhow::Result<()> {
+        match &self.background {
+            Some(b) => {
+                typicality::centre_into(lookup(self.table, &typicality::item_text(item))?, b, out)
+            }
+            None => {
+                out.clear();
+                out.extend(lookup(self.table, item)?.iter().map(|x| f64::from(*x)));
+            }
+        }
+        Ok(())
     }
 
     /// (mean cosine to the rest of its own list, the most similar other list).
     fn explain(&self, own: usize, item: &str) -> (f64, Option<BetterList>) {
-        let Some(v) = self.vectors.get(item) else { return (0.0, None) };
-        let dot = |sum: &[f64]| sum.iter().zip(v).map(|(s, x)| s * x).sum::<f64>();
+        let Ok(v) = self.vector(item) else { return (0.0, None) };
+        let dot = |sum: &[f64]| sum.iter().zip(&v).map(|(s, x)| s * x).sum::<f64>();
         let (own_sum, own_n) = &self.sums[own];
-        let similarity_own = (dot(own_sum) - dot(v)) / (own_n - 1).max(1) as f64;
+        let similarity_own = (dot(own_sum) - dot(&v)) / (own_n - 1).max(1) as f64;
         let best = self
             .sums
             .iter()

@@ -47,7 +47,8 @@ impl<'a> Scoring<'a> {
         Scoring { method: OutlierMethod::Glosh, threshold, wordnet: None }
     }
 
-    /// The texts to embed to score a list with items `items` under the key `key`.
+    /// The texts to embed to score a list with items `items` under the key `key` (besides
+    /// the [`Self::shared_texts`]).
     pub fn texts(&self, items: &[String], key: Option<&str>) -> Vec<String> {
         match self.method {
             OutlierMethod::Glosh => items.to_vec(),
@@ -55,9 +56,16 @@ impl<'a> Scoring<'a> {
                 let category = key.and_then(typicality::category_text);
                 let mut out: Vec<String> = items.iter().map(|i| typicality::item_text(i)).collect();
                 out.extend(category.map(|c| typicality::item_text(&c)));
-                out.extend(typicality::background_texts());
                 out
             }
+        }
+    }
+
+    /// The texts every list's scoring needs once per table (typicality's background).
+    pub fn shared_texts(&self) -> Vec<String> {
+        match self.method {
+            OutlierMethod::Glosh => Vec::new(),
+            OutlierMethod::Typicality => typicality::background_texts().collect(),
         }
     }
 
@@ -68,15 +76,44 @@ impl<'a> Scoring<'a> {
         key: Option<&str>,
         table: &VectorTable,
     ) -> anyhow::Result<OutlierAnalysis> {
+        let background = self.background(table)?;
+        self.analyze_with(items, key, table, background.as_deref())
+    }
+
+    /// What every list of a table shares: typicality's background mean (computed once per
+    /// table by callers that score many lists; `None` for glosh).
+    pub fn background(&self, table: &VectorTable) -> anyhow::Result<Option<Vec<f64>>> {
+        if self.method != OutlierMethod::Typicality {
+            return Ok(None);
+        }
+        let vectors = typicality::background_texts()
+            .map(|t| lookup(table, &t))
+            .collect::<anyhow::Result<Vec<&[f32]>>>()?;
+        Ok(Some(typicality::background_vector(&vectors)))
+    }
+
+    /// [`Self::analyze`] with the table's [`Self::background`] already computed.
+    pub fn analyze_with(
+        &self,
+        items: &[String],
+        key: Option<&str>,
+        table: &VectorTable,
+        background: Option<&[f64]>,
+    ) -> anyhow::Result<OutlierAnalysis> {
         if items.len() < MIN_ITEMS {
             return Ok(unscored(items.len()));
         }
-        match self.method {
-            OutlierMethod::Glosh => analyze_vectors(&table.vectors_for(items)?, self.threshold),
-            OutlierMethod::Typicality => {
-                let scores = self.typicality_scores(items, key, table)?;
+        match (self.method, background) {
+            (OutlierMethod::Typicality, Some(background)) => {
+                let scores = self.typicality_scores(items, key, table, background)?;
                 let outliers = (0..items.len()).filter(|&i| scores[i] > self.threshold).collect();
                 Ok(OutlierAnalysis { scores, outliers, n_clusters: 0, noise_ratio: 0.0 })
+            }
+            (OutlierMethod::Typicality, None) => {
+                self.analyze_with(items, key, table, self.background(table)?.as_deref())
+            }
+            (OutlierMethod::Glosh, _) => {
+                analyze_vectors(&table.vectors_for(items)?, self.threshold)
             }
         }
     }
@@ -86,27 +123,26 @@ impl<'a> Scoring<'a> {
         items: &[String],
         key: Option<&str>,
         table: &VectorTable,
+        background: &[f64],
     ) -> anyhow::Result<Vec<f64>> {
-        let lookup = |text: String| {
-            table.get(&text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
-        };
         let vectors = items
             .iter()
-            .map(|i| lookup(typicality::item_text(i)))
+            .map(|i| lookup(table, &typicality::item_text(i)))
             .collect::<anyhow::Result<Vec<&[f32]>>>()?;
-        let background =
-            typicality::background_texts().map(lookup).collect::<anyhow::Result<Vec<&[f32]>>>()?;
-        let background = typicality::background_vector(&background);
         let category = match key.and_then(typicality::category_text) {
-            Some(c) => Some(lookup(typicality::item_text(&c))?),
+            Some(c) => Some(lookup(table, &typicality::item_text(&c))?),
             None => None,
         };
         let relations: Option<Vec<Relation>> = match (self.wordnet, key) {
             (Some(wn), Some(key)) => Some(typicality::wordnet_relations(items, key, wn)),
             _ => None,
         };
-        Ok(typicality::score_list(&vectors, &background, category, relations.as_deref()))
+        Ok(typicality::score_list(&vectors, background, category, relations.as_deref()))
     }
+}
+
+fn lookup<'t>(table: &'t VectorTable, text: &str) -> anyhow::Result<&'t [f32]> {
+    table.get(text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
 }
 
 /// The HDBSCAN* settings of outlier scoring (min cluster size = min samples = 2).
@@ -184,7 +220,9 @@ pub fn semantic_clean(
     if items.len() < MIN_ITEMS {
         return Ok(Cleaned { kept: items.to_vec(), removed: Vec::new() });
     }
-    let table = VectorTable::build(embedder, scoring.texts(items, key))?;
+    let mut texts = scoring.texts(items, key);
+    texts.extend(scoring.shared_texts());
+    let table = VectorTable::build(embedder, texts)?;
     Ok(Cleaned::split(items, &scoring.analyze(items, key, &table)?))
 }
 

@@ -31,11 +31,13 @@ pub struct SemanticStage<'a> {
     embedder: &'a dyn Embedder,
     wordnet: Option<&'a WordNet>,
     table: VectorTable,
+    /// Typicality's background mean, computed at the first cleaning (the texts never change).
+    background: Option<Vec<f64>>,
 }
 
 impl<'a> SemanticStage<'a> {
     pub fn new(embedder: &'a dyn Embedder, wordnet: Option<&'a WordNet>) -> Self {
-        Self { embedder, wordnet, table: VectorTable::default() }
+        Self { embedder, wordnet, table: VectorTable::default(), background: None }
     }
 
     /// Embeds every text the walk can meet in one batch (the server call of the job), so the
@@ -84,7 +86,12 @@ impl<'a> SemanticStage<'a> {
             wordnet: self.wordnet,
         };
         self.table.add(self.embedder, scoring.texts(&items, Some(context)))?;
-        let analysis = scoring.analyze(&items, Some(context), &self.table)?;
+        if self.background.is_none() {
+            self.table.add(self.embedder, scoring.shared_texts())?;
+            self.background = scoring.background(&self.table)?;
+        }
+        let analysis =
+            scoring.analyze_with(&items, Some(context), &self.table, self.background.as_deref())?;
         let (texts, hits, _) = self.delta(before);
         let removed: Vec<&String> = analysis.outliers.iter().map(|&i| &items[i]).collect();
         timeline.log(

@@ -323,9 +323,7 @@ pub fn wordnet_relations(items: &[String], key: &str, wn: &WordNet) -> Vec<Relat
             if category.is_empty() || senses.is_empty() {
                 return Relation::Unknown;
             }
-            let under = senses
-                .iter()
-                .any(|s| category.iter().any(|c| c.name == s.name || wn.is_hypernym_of(c, s)));
+            let under = senses.iter().any(|s| wn.is_kind_of_any(s, &category));
             if under {
                 Relation::Under
             } else {
@@ -351,12 +349,20 @@ pub fn background_vector(vectors: &[&[f32]]) -> Vec<f64> {
 
 /// `e - b`, re-normalised (a zero vector stays zero).
 pub fn centre(e: &[f32], b: &[f64]) -> Vec<f64> {
-    let v: Vec<f64> = e.iter().zip(b).map(|(x, m)| f64::from(*x) - m).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut v = Vec::with_capacity(e.len());
+    centre_into(e, b, &mut v);
+    v
+}
+
+/// [`centre`] into a buffer (reused across items: one allocation per list, not per item).
+pub fn centre_into(e: &[f32], b: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(e.iter().zip(b).map(|(x, m)| f64::from(*x) - m));
+    let norm = out.iter().map(|x| x * x).sum::<f64>().sqrt();
     if norm > 1e-12 {
-        v.into_iter().map(|x| x / norm).collect()
+        out.iter_mut().for_each(|x| *x /= norm);
     } else {
-        vec![0.0; v.len()]
+        out.iter_mut().for_each(|x| *x = 0.0);
     }
 }
 
