@@ -173,6 +173,12 @@ pub fn check_row_against_stats(row: &HashMap<String, String>, report_md: &str, s
             stats_path.display()
         );
     }
+    // The lint section lists every flagged item with its score (for the skeleton viewer).
+    let flagged: usize = stats["lint"]["flagged"]
+        .as_array()
+        .map(|lists| lists.iter().map(|l| l["outliers"].as_array().map_or(0, Vec::len)).sum())
+        .unwrap_or(0);
+    assert_eq!(flagged.to_string(), row["outliers"], "job {job}: lint.flagged vs lint.outliers");
     // The report.md row of the job carries the same numbers.
     let md_row = report_md
         .lines()

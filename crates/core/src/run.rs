@@ -11,7 +11,7 @@ use crate::output::write_atomic;
 use crate::params::Config;
 use crate::semantic::embedder::Embedder;
 use crate::semantic::lint::lint_tree;
-use crate::stats::{stats_path, Execution, LintStats, StatsFile};
+use crate::stats::{stats_path, Execution, FlaggedItem, FlaggedList, LintStats, StatsFile};
 
 /// What to do with one generated skeleton.
 pub struct JobRequest<'a> {
@@ -91,10 +91,24 @@ fn lint(
          connected",
     )?;
     let report = lint_tree(&generated.tree, embedder, threshold)?;
+    let flagged = report
+        .lists
+        .iter()
+        .map(|list| FlaggedList {
+            path: list.path.clone(),
+            outliers: list
+                .outliers
+                .iter()
+                // Four decimals are all a reader compares; the file stays small.
+                .map(|f| FlaggedItem { item: f.item.clone(), score: (f.score * 1e4).round() / 1e4 })
+                .collect(),
+        })
+        .collect();
     Ok(LintStats {
         outliers: report.outliers_total,
         threshold,
         lists_checked: report.lists_checked,
+        flagged,
     })
 }
 
