@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod embedding;
 pub mod lint;
 pub mod params;
+pub mod view;
 
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
 /// label sets via WordNet.
@@ -41,6 +42,9 @@ pub enum Command {
     Batch(batch::BatchArgs),
     /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
     Compare(compare::CompareArgs),
+    /// Write a skeleton's viewer: a self-contained HTML page with a collapsible, searchable
+    /// tree, item counts, glosses on hover and the lint's flagged items.
+    View(view::ViewArgs),
 }
 
 impl Command {
@@ -52,6 +56,7 @@ impl Command {
             // Has its own exit statuses; run from `main` below.
             Command::Batch(_) => Ok(()),
             Command::Compare(args) => args.run(),
+            Command::View(args) => args.run(),
         }
     }
 }

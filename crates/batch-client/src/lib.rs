@@ -11,3 +11,4 @@ pub mod manifest;
 pub mod report;
 pub mod server;
 pub mod stdout;
+pub mod viewer;
