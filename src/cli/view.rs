@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use batch_client::viewer::{viewer_path_for, write_viewer};
+use batch_client::viewer::{read_lint, viewer_path_for, write_viewer};
 use clap::Args;
 use wildcards_core::stats::stats_path;
 
@@ -33,7 +33,11 @@ impl ViewArgs {
             anyhow::ensure!(stats.is_file(), "{}: no such stats file", stats.display());
         }
         let stats = self.stats.clone().unwrap_or_else(|| stats_path(&self.skeleton));
-        let v = write_viewer(&self.skeleton, Some(&stats), &out)?;
+        let lint = match stats.is_file() {
+            true => read_lint(&stats)?,
+            false => None,
+        };
+        let v = write_viewer(&self.skeleton, lint.as_ref(), &out)?;
         let flagged = match v.flagged {
             0 => String::new(),
             n => format!(", {n} flagged items marked"),

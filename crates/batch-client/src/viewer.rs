@@ -32,17 +32,17 @@ pub struct ViewerSummary {
     pub bytes: usize,
 }
 
-/// Reads the skeleton (and the lint flags of its stats file, when given and present) and
-/// writes its viewer to `out` atomically.
-pub fn write_viewer(skeleton: &Path, stats: Option<&Path>, out: &Path) -> Result<ViewerSummary> {
+/// Reads the skeleton and writes its viewer to `out` atomically, marking the items `lint`
+/// flagged (see [`read_lint`] for a stats file's).
+pub fn write_viewer(
+    skeleton: &Path,
+    lint: Option<&LintStats>,
+    out: &Path,
+) -> Result<ViewerSummary> {
     let tree = read_yaml(skeleton)?;
-    let lint = match stats {
-        Some(p) if p.is_file() => read_lint(p)?,
-        _ => None,
-    };
     let file_bytes = std::fs::metadata(skeleton).map(|m| m.len()).unwrap_or(0);
     let title = skeleton.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let page = render_viewer(&tree, &title, file_bytes, lint.as_ref())?;
+    let page = render_viewer(&tree, &title, file_bytes, lint)?;
     write_atomic(out, page.html.as_bytes())?;
     Ok(ViewerSummary {
         path: out.to_path_buf(),
@@ -53,7 +53,7 @@ pub fn write_viewer(skeleton: &Path, stats: Option<&Path>, out: &Path) -> Result
 }
 
 /// The `lint` section of a stats file (`None` when the job was not linted).
-fn read_lint(stats: &Path) -> Result<Option<LintStats>> {
+pub fn read_lint(stats: &Path) -> Result<Option<LintStats>> {
     #[derive(Deserialize)]
     struct OnlyLint {
         lint: Option<LintStats>,
