@@ -228,6 +228,7 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     progress.finish();
 
     let mut records = records_in_order(m, outcomes);
+    report::mark_same_outputs(&mut records);
     let baseline_notes = match &m.config.baseline {
         Some(b) => report::compare_with_baseline(&mut records, b),
         None => Vec::new(),
