@@ -20,7 +20,7 @@ fi
 [[ -f "$page" ]] || { echo "$0: no such file: $page" >&2; exit 2; }
 browser="$(command -v chromium || command -v chromium-browser || true)"
 if [[ -z "$browser" ]]; then
-  WITH_CHROMIUM=1 bash "$repo/scripts/setup.sh"
+  bash "$repo/scripts/setup.sh" chromium
   browser="$(command -v chromium || command -v chromium-browser)"
 fi
 profile="$(mktemp -d)"

@@ -79,6 +79,12 @@ impl Batch {
     }
 }
 
+/// An address where nothing listens, so that batch-client has to start a private server.
+pub fn unused_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
 /// Waits (up to `limit`) for a line containing `needle`; returns it.
 pub fn wait_for_line(rx: &Receiver<String>, needle: &str, limit: Duration) -> String {
     let deadline = Instant::now() + limit;

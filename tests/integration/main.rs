@@ -10,6 +10,7 @@ mod batch_support;
 mod compare_cli;
 mod embed_server;
 mod params_agree;
+mod report_html;
 mod semantic_cli;
 mod semantic_quality;
 mod tencent_generation;
