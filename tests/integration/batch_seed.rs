@@ -79,7 +79,9 @@ fn check_baseline_columns(b: &Batch, rows: &[HashMap<String, String>], report: &
         assert_eq!(r["ari_vs_baseline"], cell("ari"), "{}", r["job"]);
         let line =
             report.lines().find(|l| l.starts_with(&format!("| {} |", r["job"]))).expect("row");
-        assert!(line.ends_with(&format!("| {} | {} |", cell("jaccard"), cell("ari"))), "{line}");
+        // The baseline columns, then `same as` (the last column).
+        let tail = format!("| {} | {} | {} |", cell("jaccard"), cell("ari"), r["same_as"]);
+        assert!(line.ends_with(&tail), "{line}");
         ari_below_one += usize::from(cell("ari") != "1.0000");
     }
     assert!(ari_below_one >= 2, "other leaf sizes group the items differently from the baseline");

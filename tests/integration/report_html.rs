@@ -146,6 +146,8 @@ fn tencent_viewer_opens_fast_shows_every_item_and_search_finds_bullfrog() {
     })()"##;
     let hits = strings(&browser.eval(search));
     assert!(hits.iter().any(|h| h == "bullfrog"), "visible hits: {hits:?}");
+    let header = browser.eval(r##"document.querySelector("header").getBoundingClientRect().top"##);
+    assert_eq!(header.as_f64(), Some(0.0), "the search bar stays on top while scrolled");
     assert_eq!(browser.problems(), Vec::<String>::new());
     let ms = loaded.as_f64().expect("DOMContentLoaded time");
     println!(
