@@ -37,9 +37,10 @@ pub enum Command {
     /// Arrange a flat list of terms into named groups (clustering, no LLM).
     Arrange(arrange::ArrangeArgs),
     /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
-    /// write report.md and summary.csv (the same as `batch-client`).
+    /// write report.md, summary.csv and report.html (the same as `batch-client`); `batch
+    /// report DIR` rebuilds those without running anything.
     #[command(after_help = batch_client::batch::MANIFEST_HELP)]
-    Batch(batch::BatchArgs),
+    Batch(batch::BatchCommand),
     /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
     Compare(compare::CompareArgs),
     /// Write a skeleton's viewer: a self-contained HTML page with a collapsible, searchable

@@ -122,6 +122,42 @@ pub struct BatchArgs {
     pub worker: bool,
 }
 
+/// A batch command line: run a manifest (the [`BatchArgs`]), or `report DIR`.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BatchCommand {
+    #[command(subcommand)]
+    pub command: Option<BatchSubcommand>,
+    #[command(flatten)]
+    pub run: BatchArgs,
+}
+
+/// What a batch command does besides running a manifest.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BatchSubcommand {
+    /// Rebuild report.md, summary.csv and report.html (and missing job viewers) of a batch's
+    /// output folder from its run record and stats files, without running anything; also for
+    /// an interrupted or partial run.
+    Report {
+        /// The batch's output folder (holds batch-run.json).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print errors only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+impl BatchCommand {
+    /// Runs it; `invocation` as for [`main`].
+    pub fn run(self, invocation: &[&str]) -> ExitCode {
+        match self.command {
+            Some(BatchSubcommand::Report { dir, quiet }) => report_dir(&dir, quiet),
+            None => main(self.run, invocation),
+        }
+    }
+}
+
 fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),

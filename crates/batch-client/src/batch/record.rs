@@ -125,3 +125,71 @@ pub fn rebuild(dir: &Path) -> Result<(RunInfo, Vec<JobRecord>)> {
         .collect();
     Ok((info, records))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{BatchStats, JobMetrics};
+    use wildcards_core::stats::{Execution, Metadata, StatsFile, StructureStats};
+
+    /// A run killed after its start: the record says nothing ran, but the first job's output
+    /// and stats file are there, so the rebuilt report counts it as succeeded.
+    #[test]
+    fn a_killed_run_is_rebuilt_from_the_stats_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = crate::manifest::parse(
+            "config: {output_dir: out}\njobs:\n  - {name: a}\n  - {name: b}\n",
+            &dir.path().join("m.yaml"),
+        )
+        .unwrap();
+        let out = &m.config.output_dir;
+        std::fs::create_dir_all(out).unwrap();
+        let info = RunInfo {
+            manifest: m.path.clone(),
+            output_dir: out.clone(),
+            workers: 2,
+            ..Default::default()
+        };
+        let not_run = |spec: &JobSpec| {
+            let outcome = JobOutcome {
+                status: JobStatus::NotRun,
+                error: None,
+                duration_s: 0.0,
+                metrics: None,
+            };
+            JobRecord::new(spec.clone(), outcome)
+        };
+        let records: Vec<JobRecord> = m.jobs.iter().map(not_run).collect();
+        RunRecord::new(&info, &records, false).save(out).unwrap();
+
+        let a = &m.jobs[0];
+        std::fs::write(&a.output, "x: [a, b]\n").unwrap();
+        let structure = StructureStats { categories: 1, items: 2, ..Default::default() };
+        let stats = StatsFile {
+            execution: Execution::now(1.5),
+            metadata: Metadata { dataset: "tencent".into(), output: None, config: a.config() },
+            structure: structure.clone(),
+            lint: None,
+            events: Vec::new(),
+        };
+        let mut value = serde_json::to_value(&stats).unwrap();
+        let batch = BatchStats {
+            job: "a".into(),
+            param_hash: a.param_hash(),
+            embed_texts: 0,
+            embed_cache_hits: 0,
+        };
+        value["batch"] = serde_json::to_value(&batch).unwrap();
+        std::fs::write(a.stats_path(), value.to_string()).unwrap();
+
+        let (info, records) = rebuild(out).unwrap();
+        assert!(info.interrupted, "a run that never finished reads as interrupted");
+        assert_eq!(info.workers, 2);
+        assert_eq!(records[0].outcome.status, JobStatus::Succeeded);
+        assert_eq!(records[0].outcome.duration_s, 1.5);
+        let metrics = JobMetrics { structure, ..Default::default() };
+        assert_eq!(records[0].outcome.metrics.as_ref(), Some(&metrics));
+        assert_eq!(records[1].outcome.status, JobStatus::NotRun);
+        assert!(RunRecord::load(dir.path()).is_err(), "no record: not a batch folder");
+    }
+}
