@@ -82,16 +82,13 @@ pub fn render_viewer(
     let flags = FlagIndex::new(lint);
     let mut rows = Vec::new();
     let mut path = Vec::new();
-    if tree.name.is_empty() {
-        // Several top-level keys: they are the top of the tree (no nameless wrapper).
-        for child in &tree.children {
-            push_rows(child, 0, &mut path, &flags, &mut rows);
-        }
-    } else {
-        push_rows(tree, 0, &mut path, &flags, &mut rows);
-    }
+    // Several top-level keys are the top of the tree themselves (no nameless wrapper).
+    let tops = match tree.name.is_empty() {
+        true => tree.children.iter().collect(),
+        false => vec![tree],
+    };
+    let flagged = tops.iter().map(|n| push_rows(n, 0, &mut path, &flags, &mut rows)).sum();
     let structure = structure_stats(tree, file_bytes);
-    let flagged = flags.marked.get();
     let page = ViewerTemplate {
         title,
         structure: &structure,
@@ -103,10 +100,9 @@ pub fn render_viewer(
     Ok(ViewerPage { html, structure, flagged })
 }
 
-/// The lint's flagged items by list path, and how many of them the tree showed.
+/// The lint's flagged items by list path.
 struct FlagIndex {
     by_list: HashMap<Vec<String>, HashMap<String, f64>>,
-    marked: std::cell::Cell<usize>,
 }
 
 impl FlagIndex {
@@ -122,15 +118,11 @@ impl FlagIndex {
                     .collect()
             })
             .unwrap_or_default();
-        Self { by_list, marked: std::cell::Cell::new(0) }
+        Self { by_list }
     }
 
     fn score(&self, path: &[String], item: &str) -> Option<f64> {
-        let score = self.by_list.get(path)?.get(item).copied();
-        if score.is_some() {
-            self.marked.set(self.marked.get() + 1);
-        }
-        score
+        self.by_list.get(path)?.get(item).copied()
     }
 }
 

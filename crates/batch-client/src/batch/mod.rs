@@ -53,7 +53,7 @@ A manifest (YAML; paths relative to it):
     output_dir: results          # skeletons, .stats.json, report.md, summary.csv
     dataset: tencent             # tencent | imagenet | coco | openimages
     analyze: true                # structure stats + lint outlier count per job
-    html: true                   # report.html, and a skeleton viewer <output>.html per job
+    html: true                   # a skeleton viewer <output stem>.html per job
     default_params: {preset: balanced}
     baseline: baseline           # optional: Jaccard / ARI of every job against this one
   jobs:
