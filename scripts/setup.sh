@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what wildcards-gen needs and is missing: the WordNet 3.0 database (Debian package
-# wordnet-base) and the MiniLM model files (scripts/fetch-model.sh, when present).
+# wordnet-base), headless Chromium (Debian package chromium: the tests open report.html and the
+# skeleton viewer in it; scripts/screenshot.sh) and the MiniLM model files
+# (scripts/fetch-model.sh, when present). `scripts/setup.sh chromium` installs Chromium only.
 # Safe to run again: everything already there is left alone.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,10 +19,30 @@ as_root() {
   if [[ "$(id -u)" -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+apt_updated=""
+apt_install() {
+  if [[ -z "$apt_updated" ]]; then
+    as_root apt-get update
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+if ! have_chromium; then
+  echo "setup: installing headless Chromium (chromium)" >&2
+  apt_install chromium
+fi
+if [[ "${1:-}" == "chromium" ]]; then
+  exit 0
+fi
+
 if ! have_wordnet; then
   echo "setup: installing the WordNet database (wordnet-base)" >&2
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y wordnet-base
+  apt_install wordnet-base
 fi
 
 if [[ -f "$repo/scripts/fetch-model.sh" ]]; then

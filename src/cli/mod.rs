@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod embedding;
 pub mod lint;
 pub mod params;
+pub mod view;
 
 /// Generate wildcard skeletons (nested YAML taxonomies of prompt terms) from computer-vision
 /// label sets via WordNet.
@@ -36,11 +37,15 @@ pub enum Command {
     /// Arrange a flat list of terms into named groups (clustering, no LLM).
     Arrange(arrange::ArrangeArgs),
     /// Run a manifest of experiments (jobs and a parameter grid) in worker processes and
-    /// write report.md and summary.csv (the same as `batch-client`).
+    /// write report.md, summary.csv and report.html (the same as `batch-client`); `batch
+    /// report DIR` rebuilds those without running anything.
     #[command(after_help = batch_client::batch::MANIFEST_HELP)]
-    Batch(batch::BatchArgs),
+    Batch(batch::BatchCommand),
     /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
     Compare(compare::CompareArgs),
+    /// Write a skeleton's viewer: a self-contained HTML page with a collapsible, searchable
+    /// tree, item counts, glosses on hover and the lint's flagged items.
+    View(view::ViewArgs),
 }
 
 impl Command {
@@ -52,6 +57,7 @@ impl Command {
             // Has its own exit statuses; run from `main` below.
             Command::Batch(_) => Ok(()),
             Command::Compare(args) => args.run(),
+            Command::View(args) => args.run(),
         }
     }
 }

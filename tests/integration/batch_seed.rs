@@ -4,11 +4,13 @@
 //! semantic cleaning and arrangement. report.md and summary.csv are checked row by row
 //! against every job's `.stats.json`. The manifest names `baseline` as `config.baseline`, so
 //! both files also carry the Jaccard and ARI of each job against it, checked against
-//! `wildcards-gen compare`.
+//! `wildcards-gen compare`. Both report.html files are opened in headless Chromium
+//! ([`check_report_in_chromium`]).
 
 use std::collections::HashMap;
 
-use crate::batch_support::{check_row_against_stats, row, Batch};
+use crate::batch_support::{check_row_against_stats, row, unused_address, Batch};
+use crate::report_html::check_report_in_chromium;
 use test_support::workspace_root;
 
 /// The seed manifest with its outputs in `out/`, the job `baseline` as `config.baseline`, and
@@ -18,12 +20,6 @@ fn seed_manifest(extra: &str) -> String {
         .expect("seed manifest");
     text.replace("output_dir: seed_results", "output_dir: out\n  baseline: baseline")
         .replace("base_params: {smart: true}", &format!("base_params: {{smart: true{extra}}}"))
-}
-
-/// An address where nothing listens, so that batch-client has to start a private server.
-fn unused_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    format!("127.0.0.1:{}", l.local_addr().expect("addr").port())
 }
 
 /// Runs the seed manifest; `varying` is the expected list of parameter columns.
@@ -50,6 +46,9 @@ fn run_seed(extra: &str, varying: &str) -> (Batch, Vec<HashMap<String, String>>)
     let expected = format!("job,{varying},status,error,duration_s,file_bytes,categories,");
     assert!(header.starts_with(&expected), "{header}");
     check_baseline_columns(&b, &rows, &report);
+    // report.html in a real browser: a chart per measure x varied parameter, the 3x3 grid's
+    // heatmaps (one per measure), a row and a viewer link per job.
+    check_report_in_chromium(&b.out(), &rows, 10);
     (b, rows)
 }
 
@@ -80,7 +79,9 @@ fn check_baseline_columns(b: &Batch, rows: &[HashMap<String, String>], report: &
         assert_eq!(r["ari_vs_baseline"], cell("ari"), "{}", r["job"]);
         let line =
             report.lines().find(|l| l.starts_with(&format!("| {} |", r["job"]))).expect("row");
-        assert!(line.ends_with(&format!("| {} | {} |", cell("jaccard"), cell("ari"))), "{line}");
+        // The baseline columns, then `same as` (the last column).
+        let tail = format!("| {} | {} | {} |", cell("jaccard"), cell("ari"), r["same_as"]);
+        assert!(line.ends_with(&tail), "{line}");
         ari_below_one += usize::from(cell("ari") != "1.0000");
     }
     assert!(ari_below_one >= 2, "other leaf sizes group the items differently from the baseline");

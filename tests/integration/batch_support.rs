@@ -79,6 +79,12 @@ impl Batch {
     }
 }
 
+/// An address where nothing listens, so that batch-client has to start a private server.
+pub fn unused_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
 /// Waits (up to `limit`) for a line containing `needle`; returns it.
 pub fn wait_for_line(rx: &Receiver<String>, needle: &str, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
@@ -175,6 +181,12 @@ pub fn check_row_against_stats(row: &HashMap<String, String>, report_md: &str, s
             stats_path.display()
         );
     }
+    // The lint section lists every flagged item with its score (for the skeleton viewer).
+    let flagged: usize = stats["lint"]["flagged"]
+        .as_array()
+        .map(|lists| lists.iter().map(|l| l["outliers"].as_array().map_or(0, Vec::len)).sum())
+        .unwrap_or(0);
+    assert_eq!(flagged.to_string(), row["outliers"], "job {job}: lint.flagged vs lint.outliers");
     // The report.md row of the job carries the same numbers.
     let md_row = report_md
         .lines()

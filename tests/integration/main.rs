@@ -12,6 +12,7 @@ mod compare_cli;
 mod embed_server;
 mod params_agree;
 mod processes;
+mod report_html;
 mod semantic_cli;
 mod semantic_quality;
 mod stalled_server;

@@ -31,6 +31,9 @@ pub struct JobSpec {
     pub params: Params,
     pub analyze: bool,
     pub save_stats: bool,
+    /// Write the skeleton viewer (`<output stem>.html`) after the job (`config.html`).
+    #[serde(default = "yes")]
+    pub html: bool,
     /// The skeleton file to write.
     pub output: PathBuf,
     /// Dataset folder for this job, when the manifest sets one.
@@ -59,6 +62,17 @@ impl JobSpec {
         stats_path_for(&self.output)
     }
 
+    /// Whether the job gets a skeleton viewer: `config.html` is on and the output is YAML
+    /// (the viewer reads the YAML with its `# instruction:` glosses).
+    pub fn wants_viewer(&self) -> bool {
+        self.html && self.config().format == wildcards_core::params::Format::Yaml
+    }
+
+    /// `<output stem>.html`, beside the output.
+    pub fn viewer_path(&self) -> PathBuf {
+        crate::viewer::viewer_path_for(&self.output)
+    }
+
     /// A hash of everything that decides the job's output: the effective configuration and
     /// whether it is analysed. Recorded in the stats file; `--resume` compares it.
     pub fn param_hash(&self) -> String {
@@ -72,6 +86,10 @@ impl JobSpec {
         let digest = Sha256::digest(json.as_bytes());
         digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `out/tencent_baseline.yaml` -> `out/tencent_baseline.stats.json` (as `wildcards-gen`).

@@ -9,5 +9,7 @@ pub mod fetch;
 pub mod job;
 pub mod manifest;
 pub mod report;
+pub mod report_html;
 pub mod server;
 pub mod stdout;
+pub mod viewer;

@@ -36,6 +36,8 @@ pub struct BatchConfig {
     pub dataset: Dataset,
     pub analyze: bool,
     pub save_stats: bool,
+    /// Write each job's skeleton viewer (`<output stem>.html`) beside its output.
+    pub html: bool,
     pub default_params: Params,
     /// The job other jobs are compared against (`config.baseline`), when set.
     pub baseline: Option<String>,
@@ -110,6 +112,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, Box<ManifestError>> {
         dataset: config.dataset.unwrap_or(Dataset::Tencent),
         analyze: config.analyze.unwrap_or(false),
         save_stats: config.save_stats.unwrap_or(true),
+        html: config.html.unwrap_or(true),
         default_params: config.default_params.unwrap_or_default(),
         baseline: config.baseline,
         data_dir: config.data_dir.map(|d| base.join(d)),
@@ -146,6 +149,7 @@ struct RawConfig {
     dataset: Option<Dataset>,
     analyze: Option<bool>,
     save_stats: Option<bool>,
+    html: Option<bool>,
     default_params: Option<Params>,
     baseline: Option<String>,
     data_dir: Option<PathBuf>,
@@ -701,6 +705,7 @@ fn expand(raw: &RawManifest, cfg: &BatchConfig, base: &Path) -> Vec<JobSpec> {
             dataset,
             analyze: j.analyze.unwrap_or(cfg.analyze),
             save_stats: cfg.save_stats,
+            html: cfg.html,
             output: cfg.output_dir.join(file),
             data_dir: j.data_dir.as_ref().map(|d| base.join(d)).or_else(|| cfg.data_dir.clone()),
             origin: format!("jobs[{i}]"),
@@ -728,6 +733,7 @@ fn expand(raw: &RawManifest, cfg: &BatchConfig, base: &Path) -> Vec<JobSpec> {
                 dataset,
                 analyze: m.analyze.unwrap_or(cfg.analyze),
                 save_stats: cfg.save_stats,
+                html: cfg.html,
                 data_dir: m
                     .data_dir
                     .as_ref()
@@ -892,6 +898,16 @@ matrix:
     }
 
     #[test]
+    fn html_viewers_are_on_unless_turned_off() {
+        let on = parse_ok("jobs:\n  - {name: a}\n");
+        assert!(on.config.html && on.jobs[0].html && on.jobs[0].wants_viewer());
+        let off = parse_ok("config: {html: false}\njobs:\n  - {name: a}\n");
+        assert!(!off.config.html && !off.jobs[0].wants_viewer());
+        let jsonl = parse_ok("jobs:\n  - {name: a, params: {format: jsonl}}\n");
+        assert!(jsonl.jobs[0].html && !jsonl.jobs[0].wants_viewer(), "no viewer for JSONL");
+    }
+
+    #[test]
     fn seed_manifest_expands_to_eleven_jobs() {
         let m = parse_ok(SEED);
         assert_eq!(m.jobs.len(), 11);
@@ -908,7 +924,7 @@ matrix:
         assert_eq!(leaf50.params.semantic_threshold, Some(0.2));
         assert_eq!(leaf50.params.smart, Some(true));
         assert_eq!(leaf50.params.preset, Some(wildcards_core::params::Preset::Balanced));
-        assert!(leaf50.analyze && leaf50.save_stats);
+        assert!(leaf50.analyze && leaf50.save_stats && leaf50.html);
         assert_eq!(
             varying_params(&m.jobs),
             ["preset", "min_depth", "min_hyponyms", "min_leaf_size", "semantic_threshold"]

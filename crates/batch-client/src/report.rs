@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sha2::Digest;
 use wildcards_core::output::write_atomic;
 
 use crate::job::{JobOutcome, JobSpec, JobStatus};
@@ -86,13 +87,40 @@ pub struct JobRecord {
     /// This job's output compared with the baseline job's (`config.baseline`), when both
     /// outputs exist and could be read; see [`compare_with_baseline`].
     pub vs_baseline: Option<Comparison>,
+    /// The first job (in batch order) whose output is byte-identical to this one's, when
+    /// there is one; see [`mark_same_outputs`].
+    pub same_as: Option<String>,
 }
 
 impl JobRecord {
     pub fn new(spec: JobSpec, outcome: JobOutcome) -> Self {
-        Self { spec, outcome, vs_baseline: None }
+        Self { spec, outcome, vs_baseline: None, same_as: None }
     }
 }
+
+/// Sets every successful job's `same_as` to the first job with the same output content
+/// (SHA-256 of the file): grid points often give byte-identical skeletons, and that is a
+/// finding (the parameter made no difference there). Outputs that cannot be read are skipped.
+pub fn mark_same_outputs(records: &mut [JobRecord]) {
+    let mut first_with: std::collections::HashMap<[u8; 32], String> = Default::default();
+    for r in records.iter_mut() {
+        r.same_as = None;
+        if !r.outcome.status.is_success() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&r.spec.output) else { continue };
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        match first_with.get(&digest) {
+            Some(first) => r.same_as = Some(first.clone()),
+            None => {
+                first_with.insert(digest, r.spec.name.clone());
+            }
+        }
+    }
+}
+
+/// The column of summary.csv (the last one) naming the first job with the same output.
+pub const SAME_AS_COLUMN: &str = "same_as";
 
 /// Compares every successful job's skeleton with the baseline job's (`config.baseline`):
 /// Jaccard of the item sets and ARI of the groupings, for the `*_vs_baseline` columns.
@@ -218,6 +246,7 @@ pub fn summary_csv(records: &[JobRecord], baseline: Option<&str>) -> Result<Stri
     if baseline.is_some() {
         header.extend(BASELINE_COLUMNS.iter().map(|c| c.to_string()));
     }
+    header.push(SAME_AS_COLUMN.to_string());
     w.write_record(&header)?;
     for r in records {
         let mut row = vec![r.spec.name.clone()];
@@ -226,6 +255,7 @@ pub fn summary_csv(records: &[JobRecord], baseline: Option<&str>) -> Result<Stri
         if baseline.is_some() {
             row.extend(baseline_cells(r));
         }
+        row.push(r.same_as.clone().unwrap_or_default());
         w.write_record(&row)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing summary.csv: {e}"))?;
@@ -243,6 +273,7 @@ pub fn report_md(info: &RunInfo, records: &[JobRecord]) -> String {
     md.push_str(&run_facts_md(info, records));
     md.push_str("\n## Results\n\n");
     md.push_str(&results_table_md(info, records));
+    md.push_str(&same_outputs_md(records));
     md.push_str(&failed_jobs_md(records));
     md
 }
@@ -316,6 +347,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
     if info.baseline.is_some() {
         header.extend(["Jaccard vs baseline", "ARI vs baseline"].map(String::from));
     }
+    header.push("same as".into());
     let mut md = md_row(&header);
     md.push_str(&md_row(&header.iter().map(|_| "---".to_string()).collect::<Vec<_>>()));
     for r in records {
@@ -333,9 +365,38 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
         if info.baseline.is_some() {
             row.extend(baseline_cells(r));
         }
+        row.push(r.same_as.clone().unwrap_or_default());
         md.push_str(&md_row(&row));
     }
     md
+}
+
+/// The groups of jobs with byte-identical outputs (a finding: their differences in
+/// parameters made no difference), when there are any.
+fn same_outputs_md(records: &[JobRecord]) -> String {
+    let groups = same_output_groups(records);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut md = "\n## Identical outputs\n\n".to_string();
+    for (first, same) in groups {
+        let others: Vec<String> = same.iter().map(|n| format!("`{n}`")).collect();
+        md.push_str(&format!("- `{first}` = {}\n", others.join(", ")));
+    }
+    md
+}
+
+/// Each job that others are the same as, with those others, in batch order.
+pub fn same_output_groups(records: &[JobRecord]) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in records {
+        let Some(first) = &r.same_as else { continue };
+        match groups.iter_mut().find(|(f, _)| f == first) {
+            Some((_, same)) => same.push(r.spec.name.clone()),
+            None => groups.push((first.clone(), vec![r.spec.name.clone()])),
+        }
+    }
+    groups
 }
 
 /// A section per failed job with where it was defined and its error.
@@ -426,10 +487,11 @@ mod tests {
         assert_eq!(
             lines[0],
             "job,min_leaf_size,status,error,duration_s,file_bytes,categories,leaf_lists,items,\
-             max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,embed_texts,embed_cache_hits"
+             max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,embed_texts,embed_cache_hits,\
+             same_as"
         );
-        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12");
-        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,");
+        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12,");
+        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,,");
     }
 
     #[test]
@@ -438,7 +500,7 @@ mod tests {
         let md = report_md(&info, &records());
         assert!(
             md.contains(
-                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 120 |"
+                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 120 |  |"
             ),
             "{md}"
         );
@@ -461,9 +523,9 @@ mod tests {
         assert!(recs[1].vs_baseline.is_none());
         let csv = summary_csv(&recs, Some("a")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert!(lines[0].ends_with(",embed_cache_hits,jaccard_vs_baseline,ari_vs_baseline"));
-        assert!(lines[1].ends_with(",12,1.0000,1.0000"), "{csv}");
-        assert!(lines[2].ends_with(",,,"), "{csv}");
+        assert!(lines[0].ends_with(",embed_cache_hits,jaccard_vs_baseline,ari_vs_baseline,same_as"));
+        assert!(lines[1].ends_with(",12,1.0000,1.0000,"), "{csv}");
+        assert!(lines[2].ends_with(",,,,"), "{csv}");
 
         // b succeeded: 4 common items of 5, grouped {a,b},{c,d} vs {a,b,c},{d}.
         recs[1].outcome.status = JobStatus::Succeeded;
@@ -473,7 +535,7 @@ mod tests {
         assert!((c.jaccard - 0.8).abs() < 1e-12);
         let info = RunInfo { baseline: Some("a".into()), ..Default::default() };
         let md = report_md(&info, &recs);
-        assert!(md.contains(&format!("| 0.8000 | {:.4} |", c.ari)), "{md}");
+        assert!(md.contains(&format!("| 0.8000 | {:.4} |  |", c.ari)), "{md}");
 
         // A failed baseline: no job is compared, and the report says why.
         recs[0].outcome = JobOutcome::failed("boom", 0.1);
@@ -487,5 +549,41 @@ mod tests {
         assert!(
             report_md(&info, &recs).contains("  - not compared: baseline job `a` has no output")
         );
+    }
+}
+
+#[cfg(test)]
+mod same_as_tests {
+    use super::*;
+    use crate::manifest;
+
+    #[test]
+    fn same_as_names_the_first_job_with_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest::parse(
+            "jobs:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n  - {name: d}\n",
+            &dir.path().join("m.yaml"),
+        )
+        .unwrap();
+        let ok = || JobOutcome {
+            status: JobStatus::Succeeded,
+            error: None,
+            duration_s: 0.1,
+            metrics: None,
+        };
+        let mut recs: Vec<JobRecord> =
+            m.jobs.iter().map(|j| JobRecord::new(j.clone(), ok())).collect();
+        std::fs::create_dir_all(&m.config.output_dir).unwrap();
+        for (r, text) in recs.iter().zip(["x: [a]\n", "x: [b]\n", "x: [a]\n", "x: [a]\n"]) {
+            std::fs::write(&r.spec.output, text).unwrap();
+        }
+        recs[3].outcome = JobOutcome::failed("boom", 0.1);
+        mark_same_outputs(&mut recs);
+        let same: Vec<Option<&str>> = recs.iter().map(|r| r.same_as.as_deref()).collect();
+        assert_eq!(same, [None, None, Some("a"), None], "a failed job is never the same");
+        let csv = summary_csv(&recs, None).unwrap();
+        assert!(csv.lines().nth(3).unwrap().ends_with(",a"), "{csv}");
+        let md = report_md(&RunInfo::default(), &recs);
+        assert!(md.contains("## Identical outputs\n\n- `a` = `c`\n"), "{md}");
     }
 }

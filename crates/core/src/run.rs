@@ -11,7 +11,7 @@ use crate::output::write_atomic;
 use crate::params::Config;
 use crate::semantic::lint::lint_tree;
 use crate::semantic::outliers::Scoring;
-use crate::stats::{stats_path, Execution, LintStats, StatsFile};
+use crate::stats::{stats_path, Execution, FlaggedItem, FlaggedList, LintStats, StatsFile};
 
 /// What to do with one generated skeleton.
 pub struct JobRequest<'a> {
@@ -92,6 +92,19 @@ fn lint(generated: &Generated, cfg: &Config, ctx: &GenerateContext) -> Result<Li
         wordnet: Some(&ctx.wordnet),
     };
     let report = lint_tree(&generated.tree, embedder, &scoring)?;
+    let flagged = report
+        .lists
+        .iter()
+        .map(|list| FlaggedList {
+            path: list.path.clone(),
+            outliers: list
+                .outliers
+                .iter()
+                // Four decimals are all a reader compares; the file stays small.
+                .map(|f| FlaggedItem { item: f.item.clone(), score: (f.score * 1e4).round() / 1e4 })
+                .collect(),
+        })
+        .collect();
     Ok(LintStats {
         outliers: report.outliers_total,
         threshold: cfg.semantic_threshold,
@@ -99,6 +112,7 @@ fn lint(generated: &Generated, cfg: &Config, ctx: &GenerateContext) -> Result<Li
         method: Some(cfg.outlier_method),
         items_checked: report.items_checked,
         outlier_rate: round_rate(report.outlier_rate()),
+        flagged,
     })
 }
 

@@ -201,6 +201,25 @@ pub struct LintStats {
     pub items_checked: usize,
     #[serde(default)]
     pub outlier_rate: f64,
+    /// Every flagged item with its score, by list: what the skeleton viewer marks. Absent in
+    /// stats files written before it was recorded (and empty when nothing was flagged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flagged: Vec<FlaggedList>,
+}
+
+/// The flagged items of one list (the lint's `lists` entries, kept in the stats file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlaggedList {
+    /// Category names from the top of the file down to the list's category.
+    pub path: Vec<String>,
+    pub outliers: Vec<FlaggedItem>,
+}
+
+/// One flagged item and its outlier score (flagged when the score > the threshold).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlaggedItem {
+    pub item: String,
+    pub score: f64,
 }
 
 /// Content of `<output stem>.stats.json`.

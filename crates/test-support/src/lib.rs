@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use wildcards_core::wordnet::WordNet;
 
+pub mod chromium;
 pub mod server;
 pub use server::{EmbedServer, EmbedServerOptions};
 

@@ -16,6 +16,7 @@ pub mod folder;
 pub mod pool;
 pub mod progress;
 pub mod protocol;
+pub mod record;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use crate::job::{BatchStats, JobMetrics, JobOutcome, JobSpec, JobStatus};
 use crate::manifest::{self, Manifest};
 use crate::report::{self, JobRecord, RunInfo};
+use anyhow::Context;
 use clap::Args;
 use wildcards_core::stats::StatsFile;
 
@@ -52,6 +54,7 @@ A manifest (YAML; paths relative to it):
     output_dir: results          # skeletons, .stats.json, report.md, summary.csv
     dataset: tencent             # tencent | imagenet | coco | openimages
     analyze: true                # structure stats + lint outlier count per job
+    html: true                   # a skeleton viewer <output stem>.html per job
     default_params: {preset: balanced}
     baseline: baseline           # optional: Jaccard / ARI of every job against this one
   jobs:
@@ -123,6 +126,42 @@ pub struct BatchArgs {
     /// Run as a worker of another batch-client (jobs on stdin, events on stdout).
     #[arg(long, hide = true)]
     pub worker: bool,
+}
+
+/// A batch command line: run a manifest (the [`BatchArgs`]), or `report DIR`.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BatchCommand {
+    #[command(subcommand)]
+    pub command: Option<BatchSubcommand>,
+    #[command(flatten)]
+    pub run: BatchArgs,
+}
+
+/// What a batch command does besides running a manifest.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BatchSubcommand {
+    /// Rebuild report.md, summary.csv and report.html (and missing job viewers) of a batch's
+    /// output folder from its run record and stats files, without running anything; also for
+    /// an interrupted or partial run.
+    Report {
+        /// The batch's output folder (holds batch-run.json).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print errors only.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+impl BatchCommand {
+    /// Runs it; `invocation` as for [`main`].
+    pub fn run(self, invocation: &[&str]) -> ExitCode {
+        match self.command {
+            Some(BatchSubcommand::Report { dir, quiet }) => report_dir(&dir, quiet),
+            None => main(self.run, invocation),
+        }
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -215,6 +254,21 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let (server, private) = server_or_fail_jobs(args, m, &to_run, &progress, &mut outcomes);
     let runnable: Vec<JobSpec> =
         to_run.into_iter().filter(|j| !outcomes.contains_key(&j.index)).collect();
+    let server_note = match (&server, &private) {
+        (Some(addr), Some(_)) => Some(format!("{addr} (private, started and stopped by this run)")),
+        (Some(addr), None) => Some(format!("{addr} (shared)")),
+        _ => None,
+    };
+    let mut info = RunInfo {
+        manifest: m.path.clone(),
+        output_dir: out_dir.clone(),
+        workers,
+        server: server_note,
+        baseline: m.config.baseline.clone(),
+        ..Default::default()
+    };
+    // Written now so that `batch-client report DIR` works even if this run is killed.
+    record::RunRecord::new(&info, &records_in_order(m, outcomes.clone()), false).save(out_dir)?;
 
     let cfg = pool::PoolConfig {
         command: worker_command(args, invocation, server.as_deref())?,
@@ -237,38 +291,72 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     progress.finish();
 
     let mut records = records_in_order(m, outcomes);
-    let baseline_notes = match &m.config.baseline {
-        Some(b) => report::compare_with_baseline(&mut records, b),
-        None => Vec::new(),
-    };
-    let server_note = match (&server, &private) {
-        (Some(addr), Some(_)) => Some(format!("{addr} (private, started and stopped by this run)")),
-        (Some(addr), None) => Some(format!("{addr} (shared)")),
-        _ => None,
-    };
-    let info = RunInfo {
-        manifest: m.path.clone(),
-        output_dir: out_dir.clone(),
-        workers,
-        wall_s: progress.elapsed().as_secs_f64(),
-        server: server_note,
-        interrupted,
-        worker_peak_rss_kb: pooled.worker_peak_rss_kb.values().copied().collect(),
-        server_peak_rss_kb: private
-            .as_ref()
-            .and_then(|p| embed_api::process::peak_rss_kib(p.pid())),
-        baseline: m.config.baseline.clone(),
-        baseline_notes,
-    };
-    let written = report::write_reports(&info, &records);
+    info.wall_s = progress.elapsed().as_secs_f64();
+    info.interrupted = interrupted;
+    info.worker_peak_rss_kb = pooled.worker_peak_rss_kb.values().copied().collect();
+    info.server_peak_rss_kb =
+        private.as_ref().and_then(|p| embed_api::process::peak_rss_kib(p.pid()));
+    let written = record::RunRecord::new(&info, &records, true)
+        .save(out_dir)
+        .and_then(|()| write_all_reports(&mut info, &mut records));
     if let Some(p) = private {
         p.stop();
         if mode != Mode::Quiet {
             progress::say("stopped the private embed-server".into());
         }
     }
-    let (md, csv) = written?;
-    Ok(finish(mode, &info, &records, &md, &csv))
+    let written = written?;
+    Ok(finish(mode, &info, &records, &written))
+}
+
+/// The report files of a batch, where they were written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub md: PathBuf,
+    pub csv: PathBuf,
+    pub html: PathBuf,
+}
+
+/// Compares the outputs (identical ones, the baseline), writes report.md, summary.csv and
+/// report.html, and the viewer of every finished job that wants one and lacks it (a job
+/// resumed from a run without viewers). The run and `batch-client report DIR` both end here,
+/// so both give the same files.
+pub fn write_all_reports(info: &mut RunInfo, records: &mut [JobRecord]) -> anyhow::Result<Written> {
+    report::mark_same_outputs(records);
+    info.baseline_notes = match &info.baseline {
+        Some(b) => report::compare_with_baseline(records, b),
+        None => Vec::new(),
+    };
+    for r in records.iter().filter(|r| r.outcome.status.is_success() && r.spec.wants_viewer()) {
+        if !r.spec.viewer_path().exists() {
+            let lint = crate::viewer::read_lint(&r.spec.stats_path()).ok().flatten();
+            crate::viewer::write_viewer(&r.spec.output, lint.as_ref(), &r.spec.viewer_path())
+                .with_context(|| format!("the viewer of job {}", r.spec.name))?;
+        }
+    }
+    let (md, csv) = report::write_reports(info, records)?;
+    let html = crate::report_html::write_report_html(info, records)?;
+    Ok(Written { md, csv, html })
+}
+
+/// `batch-client report DIR`: rebuilds the report files of the batch whose output folder is
+/// `dir` from its run record and stats files, without running anything.
+pub fn report_dir(dir: &std::path::Path, quiet: bool) -> ExitCode {
+    let result = record::rebuild(dir).and_then(|(mut info, mut records)| {
+        let written = write_all_reports(&mut info, &mut records)?;
+        Ok((info, records, written))
+    });
+    match result {
+        Ok((info, records, w)) => {
+            let mode = if quiet { Mode::Quiet } else { Mode::Plain };
+            let _ = finish(mode, &info, &records, &w);
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_JOBS_FAILED)
+        }
+    }
 }
 
 /// [`choose_server`]; when no server can be had, the jobs that need embeddings fail with
@@ -338,19 +426,14 @@ fn records_in_order(m: &Manifest, mut outcomes: HashMap<usize, JobOutcome>) -> V
 }
 
 /// Says how the run went (and each failure) and returns the exit status.
-fn finish(
-    mode: Mode,
-    info: &RunInfo,
-    records: &[JobRecord],
-    md: &std::path::Path,
-    csv: &std::path::Path,
-) -> u8 {
+fn finish(mode: Mode, info: &RunInfo, records: &[JobRecord], written: &Written) -> u8 {
     let count = |s: JobStatus| records.iter().filter(|r| r.outcome.status == s).count();
     let failed = count(JobStatus::Failed);
     if mode != Mode::Quiet {
         let unfinished = count(JobStatus::Interrupted) + count(JobStatus::NotRun);
         progress::say(format!(
-            "{}{} jobs: {} succeeded, {} resumed, {} failed{} in {:.1} s\nreport: {}\nsummary: {}",
+            "{}{} jobs: {} succeeded, {} resumed, {} failed{} in {:.1} s\nreport: {}\nsummary: {}\n\
+             charts: {}",
             if info.interrupted { "interrupted; " } else { "" },
             records.len(),
             count(JobStatus::Succeeded),
@@ -358,8 +441,9 @@ fn finish(
             failed,
             if info.interrupted { format!(", {unfinished} not finished") } else { String::new() },
             info.wall_s,
-            md.display(),
-            csv.display()
+            written.md.display(),
+            written.csv.display(),
+            written.html.display()
         ));
     }
     for r in records.iter().filter(|r| r.outcome.status == JobStatus::Failed) {

@@ -149,6 +149,10 @@ impl WorkerEnv {
             stats_extra: Some(&batch_section),
         };
         let result = run_job(&request, &ctx, on_stage)?;
+        if job.wants_viewer() {
+            on_stage("viewer");
+            crate::viewer::write_viewer(&job.output, result.lint.as_ref(), &job.viewer_path())?;
+        }
         let (embed_texts, embed_cache_hits) = totals();
         let metrics = JobMetrics {
             structure: result.generated.stats.clone(),
