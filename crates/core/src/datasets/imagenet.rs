@@ -23,11 +23,12 @@
 //! A synset without (kept) hyponyms is a label node. With a class list, a listed synset that
 //! also has listed synsets below it keeps its own name as a direct item, so no class is lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
+use serde::Serialize;
 
 use super::download::{self, DataFile, Fetch};
 use crate::params::{Config, ImagenetFilter};
@@ -204,6 +205,59 @@ fn ancestors_of_classes(wn: &WordNet, classes: &HashSet<u32>) -> HashSet<u32> {
         }
     }
     seen
+}
+
+/// How many names of a skeleton strict mode disambiguated: the analysis reports it, so that
+/// a reader of the skeleton knows how many names are not WordNet's plain first lemma.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RenameCount {
+    /// Distinct items whose name is a disambiguated one.
+    pub labels: usize,
+    /// Distinct category keys whose name is a disambiguated one.
+    pub categories: usize,
+    /// Up to [`RenameCount::EXAMPLES`] renamed items, as (plain name, name), sorted.
+    pub examples: Vec<(String, String)>,
+}
+
+impl RenameCount {
+    pub const EXAMPLES: usize = 10;
+
+    /// Counts the names of `skeleton` (made from the loader's tree `source`) that the loader
+    /// disambiguated ([`NodeMeta::plain_name`]). Items and keys are compared
+    /// case-insensitively, as the shaper changes their case.
+    pub fn of(source: &TaxonomyNode, skeleton: &TaxonomyNode) -> RenameCount {
+        fn collect<'t>(n: &'t TaxonomyNode, out: &mut HashMap<String, &'t str>) {
+            if let Some(plain) = &n.metadata.plain_name {
+                out.entry(n.name.to_lowercase()).or_insert(plain);
+            }
+            n.children.iter().for_each(|c| collect(c, out));
+        }
+        let mut plain_of = HashMap::new();
+        collect(source, &mut plain_of);
+        let mut items: HashMap<&str, &str> = HashMap::new();
+        let mut keys = HashSet::new();
+        skeleton.walk(&mut |n, _| {
+            if plain_of.contains_key(&n.name.to_lowercase()) {
+                keys.insert(n.name.to_lowercase());
+            }
+            for it in &n.items {
+                // Items are lower case after the shaper.
+                if let Some((name, plain)) = plain_of.get_key_value(it.as_str()) {
+                    items.insert(name, plain);
+                }
+            }
+        });
+        let mut renamed: Vec<(&str, &str)> = items.iter().map(|(n, p)| (*n, *p)).collect();
+        renamed.sort_unstable();
+        let examples = renamed.iter().take(Self::EXAMPLES);
+        let examples = examples.map(|(n, p)| (p.to_string(), n.to_string())).collect();
+        RenameCount { labels: items.len(), categories: keys.len(), examples }
+    }
+
+    /// One line for the analysis and the timeline.
+    pub fn message(&self) -> String {
+        format!("renamed for ambiguity: {} labels, {} category keys", self.labels, self.categories)
+    }
 }
 
 struct Builder<'a> {
@@ -438,6 +492,19 @@ mod tests {
         let tree = build_tree(wn(), &no_cranes, None).unwrap();
         assert!(find(&tree, "crane (wading bird)").is_none());
         assert!(find(&tree, "crane (lifting device)").is_none());
+    }
+
+    #[test]
+    fn rename_count_reads_the_skeleton() {
+        let config = cfg(Params { root: Some("corgi.n.01".into()), ..Default::default() });
+        let source = build_tree(wn(), &config, None).unwrap();
+        let mut skeleton = TaxonomyNode::new("Corgi");
+        skeleton.items = vec!["cardigan welsh corgi".into(), "pembroke".into()];
+        let count = RenameCount::of(&source, &skeleton);
+        assert_eq!((count.labels, count.categories), (1, 0));
+        let example = ("Cardigan".to_string(), "cardigan welsh corgi".to_string());
+        assert_eq!(count.examples, [example]);
+        assert_eq!(count.message(), "renamed for ambiguity: 1 labels, 0 category keys");
     }
 
     #[test]
