@@ -298,6 +298,28 @@ fn coco_and_openimages_outputs_are_unchanged_by_strict_naming() {
     }
 }
 
+/// `--drop-secondary-senses` is what strict mode did before it named secondary senses: the
+/// outputs are byte for byte those of that commit (digests taken there).
+#[test]
+fn drop_secondary_senses_reproduces_the_old_strict_mode() {
+    let smart = Params { smart: Some(true), ..Default::default() };
+    let cases = [
+        (Params::default(), 0xe035a3841c80ac72, 3923),
+        (smart.clone(), 0x78b1d1174005112b, 3918),
+        (
+            Params { filter: Some(ImagenetFilter::OneK), ..Default::default() },
+            0x02afade5b2134142,
+            11,
+        ),
+        (Params { root: Some("animal.n.01".into()), ..smart }, 0x40fedb18757e78a4, 1790),
+    ];
+    for (params, digest, items) in cases {
+        let params = Params { drop_secondary_senses: Some(true), ..params };
+        let g = run(Dataset::Imagenet, params.clone());
+        assert_eq!((fnv1a(&g.text), g.stats.items), (digest, items), "{params:?}");
+    }
+}
+
 #[test]
 fn openimages_full_mode_without_v7_notes_the_fallback() {
     let g = run(Dataset::Openimages, Params::default());
