@@ -564,7 +564,7 @@ define_params! {
         ParamDef { flag: Some("strict"), value_name: "BOOL", kind: Kind::Bool, ..IMAGENET };
     /// Drop synsets that are not the first sense of their name, with their subtrees.
     /// Strict mode did this before it named such synsets instead; it cuts most of the
-    /// hierarchy (ImageNet-1k keeps 11 of its 1,000 classes).
+    /// hierarchy (ImageNet-1k keeps 10 of its 1,000 classes).
     drop_secondary_senses: bool => bool = |_| false,
         ParamDef { flag: Some("drop-secondary-senses"), kind: Kind::Switch, ..IMAGENET };
     /// Drop abstract top categories (abstraction, attribute, act, group, ...).

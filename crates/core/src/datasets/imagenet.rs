@@ -9,7 +9,7 @@
 //!   ([`crate::senses::unambiguous_name`]): "crane" the machine becomes `crane (lifting device)`,
 //!   the corgi "Cardigan" `Cardigan Welsh corgi`. Off: plain first lemmas. A prompt reads a
 //!   name in its first sense, which is why the original tool dropped every other sense with
-//!   its subtree; naming keeps them (ImageNet-1k: all 1,000 classes instead of 11);
+//!   its subtree; naming keeps them (ImageNet-1k: all 1,000 classes instead of 10);
 //! - `drop_secondary_senses`: that old pruning, for a skeleton of primary senses only;
 //! - `blacklist`: drops the abstract top categories ([`ABSTRACT_CATEGORIES`]) below the root;
 //! - `exclude_regex`: drops synsets whose plain or displayed name matches (with everything
