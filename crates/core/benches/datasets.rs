@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
             Dataset::Imagenet,
             Params { drop_secondary_senses: Some(true), ..balanced.clone() },
         ),
-        ("imagenet (entity.n.01, strict naming)", Dataset::Imagenet, balanced.clone()),
+        ("imagenet (entity.n.01)", Dataset::Imagenet, balanced.clone()),
         (
             "imagenet --no-strict",
             Dataset::Imagenet,
