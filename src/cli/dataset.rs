@@ -17,7 +17,7 @@ use wildcards_core::datasets::download;
 use wildcards_core::generate::{load_dataset_with_notes, GenerateContext, Generated, Stage};
 use wildcards_core::params::{Config, Dataset, Format, Params};
 use wildcards_core::run::{run_job, JobRequest, JobResult};
-use wildcards_core::stats::{hierarchy_stats, suggest_thresholds, EventKind};
+use wildcards_core::stats::{hierarchy_stats, suggest_thresholds, Event, EventKind};
 use wildcards_core::wordnet::WordNet;
 
 use super::embedding::ServerArgs;
@@ -297,6 +297,9 @@ fn print_analysis(result: &JobResult, stats_file: &Path) {
         sug.min_hyponyms,
         sug.min_leaf_size
     );
+    if let Some(renaming) = g.events.iter().find(|e| e.kind == EventKind::Renaming) {
+        batch_client::outln!("{}{}", upper_first(&renaming.message), rename_examples(renaming));
+    }
     if let Some(lint) = &result.lint {
         batch_client::outln!(
             "Outliers (lint at threshold {}): {} in {} lists checked",
@@ -306,4 +309,24 @@ fn print_analysis(result: &JobResult, stats_file: &Path) {
         );
     }
     batch_client::outln!("Stats written to {}", stats_file.display());
+}
+
+fn upper_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// ` (e.g. crane -> crane (lifting device), ...)` from a renaming event's examples.
+fn rename_examples(event: &Event) -> String {
+    let pairs: Vec<String> = event.data["examples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(3)
+        .filter_map(|p| Some(format!("{} -> {}", p[0].as_str()?, p[1].as_str()?)))
+        .collect();
+    match pairs.is_empty() {
+        true => String::new(),
+        false => format!(" (e.g. {})", pairs.join(", ")),
+    }
 }

@@ -115,3 +115,47 @@ fn analyze_without_output_writes_nothing() {
     assert!(text.contains("Suggested smart thresholds: --smart --min-depth"), "{text}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file written");
 }
+
+/// Distinct items of a written skeleton.
+fn distinct_items(path: &str) -> std::collections::BTreeSet<String> {
+    let tree = wildcards_core::output::read_yaml(Path::new(path)).unwrap();
+    tree.all_items().into_iter().collect()
+}
+
+#[test]
+fn imagenet_keeps_its_1000_classes_by_default_and_the_analysis_counts_the_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = generate(dir.path(), "1k.yaml", &["imagenet", "--filter", "1k"]);
+    let items = distinct_items(&plain);
+    assert_eq!(items.len(), 1000);
+    assert!(items.contains("crane (wading bird)") && items.contains("crane (lifting device)"));
+    let dropped = generate(
+        dir.path(),
+        "drop.yaml",
+        &["imagenet", "--filter", "1k", "--drop-secondary-senses"],
+    );
+    assert_eq!(distinct_items(&dropped).len(), 10, "what strict did before: 10 classes");
+
+    let path = dir.path().join("smart.yaml").display().to_string();
+    let stdout = ok(&wildcards_gen(&[
+        "dataset",
+        "imagenet",
+        "--filter",
+        "1k",
+        "--smart",
+        "--analyze",
+        "-o",
+        &path,
+    ]));
+    let line = stdout.lines().find(|l| l.starts_with("Renamed for ambiguity: ")).expect(&stdout);
+    assert!(line.contains(" (e.g. abacus -> abacus (calculator), "), "{line}");
+    let stats = dir.path().join("smart.stats.json");
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap();
+    let events = stats["events"].as_array().unwrap();
+    let renaming = events.iter().find(|e| e["kind"] == "renaming").expect("a renaming event");
+    let labels = renaming["data"]["labels"].as_u64().unwrap();
+    assert!(line.contains(&format!(": {labels} labels, ")), "{line}");
+    assert_eq!(stats["metadata"]["config"]["strict"], true);
+    assert_eq!(stats["metadata"]["config"]["drop_secondary_senses"], false);
+}

@@ -34,22 +34,32 @@ fn main() -> anyhow::Result<()> {
 
     let balanced =
         Params { smart: Some(true), preset: Some(Preset::Balanced), ..Default::default() };
+    let with_filter =
+        |filter, strict| Params { filter: Some(filter), strict: Some(strict), ..balanced.clone() };
     let cases: Vec<(&str, Dataset, Params)> = vec![
         ("tencent", Dataset::Tencent, balanced.clone()),
-        ("imagenet (entity.n.01, strict)", Dataset::Imagenet, balanced.clone()),
+        (
+            "imagenet --drop-secondary-senses",
+            Dataset::Imagenet,
+            Params { drop_secondary_senses: Some(true), ..balanced.clone() },
+        ),
+        ("imagenet (entity.n.01)", Dataset::Imagenet, balanced.clone()),
+        (
+            "imagenet --no-strict",
+            Dataset::Imagenet,
+            Params { strict: Some(false), ..balanced.clone() },
+        ),
+        ("imagenet --filter 1k", Dataset::Imagenet, with_filter(ImagenetFilter::OneK, true)),
         (
             "imagenet --filter 1k --no-strict",
             Dataset::Imagenet,
-            Params { filter: Some(ImagenetFilter::OneK), strict: Some(false), ..balanced.clone() },
+            with_filter(ImagenetFilter::OneK, false),
         ),
+        ("imagenet --filter 21k", Dataset::Imagenet, with_filter(ImagenetFilter::TwentyOneK, true)),
         (
             "imagenet --filter 21k --no-strict",
             Dataset::Imagenet,
-            Params {
-                filter: Some(ImagenetFilter::TwentyOneK),
-                strict: Some(false),
-                ..balanced.clone()
-            },
+            with_filter(ImagenetFilter::TwentyOneK, false),
         ),
         ("coco", Dataset::Coco, balanced.clone()),
         (

@@ -137,6 +137,11 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     if cfg.no_glosses {
         strip_glosses(&mut tree);
     }
+    if cfg.dataset == Dataset::Imagenet && cfg.strict {
+        let renames = imagenet::RenameCount::of(&source, &tree);
+        let data = serde_json::to_value(&renames).unwrap_or_default();
+        timeline.log(EventKind::Renaming, None, renames.message(), data);
+    }
 
     ctx.stage(Stage::Rendering, &mut timeline);
     let text = output::render(&tree, cfg.format)?;

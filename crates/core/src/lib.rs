@@ -16,6 +16,7 @@ pub mod output;
 pub mod params;
 pub mod run;
 pub mod semantic;
+pub mod senses;
 pub mod shaper;
 pub mod smart;
 pub mod stats;

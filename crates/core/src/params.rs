@@ -588,9 +588,18 @@ define_params! {
     filter: ImagenetFilter => ImagenetFilter = |_| ImagenetFilter::None,
         ParamDef { flag: Some("filter"), value_name: "SET", kind: Kind::Choice,
             values: &["1k", "21k", "none"], ..IMAGENET };
-    /// Drop synsets that are not the first sense of their own name [default: true].
+    /// Name synsets unambiguously: `tank suit`, `crane (wading bird)` [default: true].
+    /// A synset that is not the first sense of its name keeps its place and subtree, and is
+    /// called by another of its lemmas that is that lemma's first sense, else by its name and
+    /// the nearest hypernym no other sense of the name has. False: plain first lemmas, which
+    /// a prompt may read in another sense ("crane" the machine read as the bird).
     strict: bool => bool = |_| true,
         ParamDef { flag: Some("strict"), value_name: "BOOL", kind: Kind::Bool, ..IMAGENET };
+    /// Drop synsets that are not the first sense of their name, with their subtrees.
+    /// Strict mode did this before it named such synsets instead; it cuts most of the
+    /// hierarchy (ImageNet-1k keeps 10 of its 1,000 classes).
+    drop_secondary_senses: bool => bool = |_| false,
+        ParamDef { flag: Some("drop-secondary-senses"), kind: Kind::Switch, ..IMAGENET };
     /// Drop abstract top categories (abstraction, attribute, act, group, ...).
     blacklist: bool => bool = |_| false,
         ParamDef { flag: Some("blacklist"), kind: Kind::Switch, ..IMAGENET };

@@ -119,6 +119,9 @@ pub enum EventKind {
     Cleaning,
     /// Semantic arrangement of one list.
     Arrangement,
+    /// ImageNet's strict naming: how many items and keys of the skeleton carry a
+    /// disambiguated name (data: `labels`, `categories`, `examples` as [plain, name] pairs).
+    Renaming,
 }
 
 /// One thing that happened during a job.

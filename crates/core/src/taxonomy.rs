@@ -29,6 +29,10 @@ pub struct NodeMeta {
     /// the template gave it (no Title Case) and the shaper merges small lists into it.
     #[serde(default)]
     pub is_bin: bool,
+    /// The synset's plain first lemma when the loader displays another name because that one
+    /// is ambiguous (ImageNet's strict naming: `crane` for `crane (wading bird)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_name: Option<String>,
 }
 
 impl TaxonomyNode {

@@ -49,6 +49,13 @@ impl Synset {
     pub fn primary_lemma(&self) -> String {
         self.lemmas.first().map(|l| l.replace('_', " ")).unwrap_or_default()
     }
+
+    /// True when this is the first noun sense of its first lemma (`dog.n.01`, not
+    /// `crane.n.05`): what a reader takes the plain name to mean. The sense number of the
+    /// NLTK name is the synset's place among that lemma's senses, so no lookup is needed.
+    pub fn is_first_sense_of_its_name(&self) -> bool {
+        self.name.ends_with(".n.01")
+    }
 }
 
 /// The loaded noun database. Share it between threads with an `Arc`.
@@ -377,6 +384,25 @@ impl WordNet {
         out
     }
 
+    /// The noun senses of one lemma (any case, spaces or underscores), in sense order:
+    /// `index.noun` alone, without the other forms morphy would add (`glass` for `glasses`).
+    pub fn senses_of_lemma(&self, lemma: &str) -> Vec<&Synset> {
+        let form = lemma.trim().to_lowercase().replace(' ', "_");
+        let senses = self.lemma_index.get(&form).unwrap_or_default();
+        senses.iter().map(|&i| &self.synsets[i as usize]).collect()
+    }
+
+    /// The first of [`WordNet::synsets_for`]`(word)` without building the list: when the
+    /// word itself is in `index.noun` (every lemma is), morphy puts it first, so its first
+    /// sense is the answer. Naming asks this for every synset of a tree.
+    pub fn first_sense(&self, word: &str) -> Option<&Synset> {
+        let form = word.trim().to_lowercase().replace(' ', "_");
+        match self.lemma_index.get(&form) {
+            Some(senses) => senses.first().map(|&i| &self.synsets[i as usize]),
+            None => self.synsets_for(word).into_iter().next(),
+        }
+    }
+
     /// Direct hypernyms, then instance hypernyms.
     pub fn hypernyms(&self, s: &Synset) -> Vec<&Synset> {
         self.hyper_ids(s.index as usize).iter().map(|&i| &self.synsets[i as usize]).collect()
@@ -457,6 +483,12 @@ impl WordNet {
             }
         }
         out
+    }
+
+    /// All proper hypernyms of `s` (class, then instance links), nearest first: breadth
+    /// first, each once.
+    pub fn ancestors(&self, s: &Synset) -> Vec<&Synset> {
+        self.ancestors_and_self(s)[1..].iter().map(|&i| &self.synsets[i as usize]).collect()
     }
 
     /// NLTK `lowest_common_hypernyms`: among the common ancestors of `a` and `b` (each counts

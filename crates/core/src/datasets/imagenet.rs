@@ -5,11 +5,15 @@
 //! Parameters (see [`crate::params::Config`]):
 //! - `filter`: `1k` / `21k` keep only synsets of the ImageNet-1k / -21k class list and the
 //!   categories above them; `none` keeps the whole hierarchy;
-//! - `strict` (default on): a synset that is not the primary (first) noun sense of its own
-//!   name is dropped with everything below it, as the original tool does (it cuts obscure
-//!   senses such as `abstraction.n.06`);
+//! - `strict` (default on): every synset is named so that the name means it
+//!   ([`crate::senses::unambiguous_name`]): "crane" the machine becomes `crane (lifting device)`,
+//!   the corgi "Cardigan" `Cardigan Welsh corgi`. Off: plain first lemmas. A prompt reads a
+//!   name in its first sense, which is why the original tool dropped every other sense with
+//!   its subtree; naming keeps them (ImageNet-1k: all 1,000 classes instead of 10);
+//! - `drop_secondary_senses`: that old pruning, for a skeleton of primary senses only;
 //! - `blacklist`: drops the abstract top categories ([`ABSTRACT_CATEGORIES`]) below the root;
-//! - `exclude_regex`: drops synsets whose name matches (with everything below);
+//! - `exclude_regex`: drops synsets whose plain or displayed name matches (with everything
+//!   below), so `^crane$` drops both cranes however they are displayed;
 //! - `exclude_subtree`: drops the given synsets (names like `dog.n.01` or wnids) and their
 //!   subtrees.
 //!
@@ -19,14 +23,16 @@
 //! A synset without (kept) hyponyms is a label node. With a class list, a listed synset that
 //! also has listed synsets below it keeps its own name as a direct item, so no class is lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
+use serde::Serialize;
 
 use super::download::{self, DataFile, Fetch};
 use crate::params::{Config, ImagenetFilter};
+use crate::senses::Namer;
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 use crate::wordnet::{Synset, WordNet};
 
@@ -164,11 +170,14 @@ pub fn build_tree(
         classes,
         relevant: classes.map(|c| ancestors_of_classes(wn, c)),
         strict: cfg.strict,
+        drop_secondary: cfg.drop_secondary_senses,
         blacklist: cfg.blacklist,
         exclude_regex,
         excluded,
+        namer: Namer::new(wn),
     };
-    let mut tree = builder.node(root, 0).unwrap_or_else(|| builder.header(root, 0));
+    let mut tree =
+        builder.node(root, 0).unwrap_or_else(|| builder.header(root, builder.name_of(root), 0));
     tree.metadata.is_root = true;
     Ok(tree)
 }
@@ -198,24 +207,81 @@ fn ancestors_of_classes(wn: &WordNet, classes: &HashSet<u32>) -> HashSet<u32> {
     seen
 }
 
+/// How many names of a skeleton strict mode disambiguated: the analysis reports it, so that
+/// a reader of the skeleton knows how many names are not WordNet's plain first lemma.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RenameCount {
+    /// Distinct items whose name is a disambiguated one.
+    pub labels: usize,
+    /// Distinct category keys whose name is a disambiguated one.
+    pub categories: usize,
+    /// Up to [`RenameCount::EXAMPLES`] renamed items, as (plain name, name), sorted.
+    pub examples: Vec<(String, String)>,
+}
+
+impl RenameCount {
+    pub const EXAMPLES: usize = 10;
+
+    /// Counts the names of `skeleton` (made from the loader's tree `source`) that the loader
+    /// disambiguated ([`NodeMeta::plain_name`]). Items and keys are compared
+    /// case-insensitively, as the shaper changes their case.
+    pub fn of(source: &TaxonomyNode, skeleton: &TaxonomyNode) -> RenameCount {
+        fn collect<'t>(n: &'t TaxonomyNode, out: &mut HashMap<String, &'t str>) {
+            if let Some(plain) = &n.metadata.plain_name {
+                out.entry(n.name.to_lowercase()).or_insert(plain);
+            }
+            n.children.iter().for_each(|c| collect(c, out));
+        }
+        let mut plain_of = HashMap::new();
+        collect(source, &mut plain_of);
+        let mut items: HashMap<&str, &str> = HashMap::new();
+        let mut keys = HashSet::new();
+        skeleton.walk(&mut |n, _| {
+            if plain_of.contains_key(&n.name.to_lowercase()) {
+                keys.insert(n.name.to_lowercase());
+            }
+            for it in &n.items {
+                // Items are lower case after the shaper.
+                if let Some((name, plain)) = plain_of.get_key_value(it.as_str()) {
+                    items.insert(name, plain);
+                }
+            }
+        });
+        let mut renamed: Vec<(&str, &str)> = items.iter().map(|(n, p)| (*n, *p)).collect();
+        renamed.sort_unstable();
+        let examples = renamed.iter().take(Self::EXAMPLES);
+        let examples = examples.map(|(n, p)| (p.to_string(), n.to_string())).collect();
+        RenameCount { labels: items.len(), categories: keys.len(), examples }
+    }
+
+    /// One line for the analysis and the timeline.
+    pub fn message(&self) -> String {
+        format!("renamed for ambiguity: {} labels, {} category keys", self.labels, self.categories)
+    }
+}
+
 struct Builder<'a> {
     wn: &'a WordNet,
     classes: Option<&'a HashSet<u32>>,
     /// With a class list: the synsets that are listed or have a listed synset below them.
     relevant: Option<HashSet<u32>>,
     strict: bool,
+    drop_secondary: bool,
     blacklist: bool,
     exclude_regex: Option<Regex>,
     excluded: HashSet<u32>,
+    /// Strict naming, with what it learnt about the synsets named so far.
+    namer: Namer<'a>,
 }
 
 impl Builder<'_> {
     /// The node of `s` at `depth`, or `None` when it is dropped or has nothing to offer.
     fn node(&self, s: &Synset, depth: usize) -> Option<TaxonomyNode> {
-        if depth > 0 && self.is_dropped(s) {
-            return None;
-        }
-        let mut node = self.header(s, depth);
+        let name = match depth {
+            0 => self.name_of(s),
+            _ => self.kept_name(s)?,
+        };
+        let mut node = self.header(s, name, depth);
         node.children = self
             .wn
             .class_hyponyms(s)
@@ -233,35 +299,52 @@ impl Builder<'_> {
         Some(node)
     }
 
-    fn header(&self, s: &Synset, depth: usize) -> TaxonomyNode {
+    /// The display name of `s`, or `None` when the parameters drop it. The cheap tests come
+    /// first, so that a dropped synset is never named.
+    fn kept_name(&self, s: &Synset) -> Option<String> {
+        if self.excluded.contains(&s.offset) || self.is_abstract(s) {
+            return None;
+        }
+        if self.drop_secondary && !s.is_first_sense_of_its_name() {
+            return None;
+        }
+        let name = self.name_of(s);
+        if let Some(r) = &self.exclude_regex {
+            if r.is_match(&name) || r.is_match(&s.primary_lemma()) {
+                return None;
+            }
+        }
+        Some(name)
+    }
+
+    /// The display name: unambiguous in strict mode, else the plain first lemma.
+    fn name_of(&self, s: &Synset) -> String {
+        match self.strict {
+            true => self.namer.name(s).text,
+            false => s.primary_lemma(),
+        }
+    }
+
+    fn is_abstract(&self, s: &Synset) -> bool {
+        let lemma = s.name.rsplitn(3, '.').last().unwrap_or("");
+        self.blacklist && ABSTRACT_CATEGORIES.contains(&lemma)
+    }
+
+    fn header(&self, s: &Synset, name: String, depth: usize) -> TaxonomyNode {
+        // Strict naming renames exactly the secondary senses.
+        let renamed = self.strict && !s.is_first_sense_of_its_name();
         TaxonomyNode {
-            name: s.primary_lemma(),
+            name,
             children: Vec::new(),
             items: Vec::new(),
             metadata: NodeMeta {
                 wnid: Some(s.wnid()),
                 gloss: Some(s.gloss.clone()),
                 depth,
+                plain_name: renamed.then(|| s.primary_lemma()),
                 ..Default::default()
             },
         }
-    }
-
-    fn is_dropped(&self, s: &Synset) -> bool {
-        if self.excluded.contains(&s.offset) {
-            return true;
-        }
-        let name = s.primary_lemma();
-        if self.exclude_regex.as_ref().is_some_and(|r| r.is_match(&name)) {
-            return true;
-        }
-        if self.blacklist {
-            let lemma = s.name.rsplitn(3, '.').last().unwrap_or("");
-            if ABSTRACT_CATEGORIES.contains(&lemma) {
-                return true;
-            }
-        }
-        self.strict && self.wn.synsets_for(&name).first().is_some_and(|p| p.offset != s.offset)
     }
 }
 
@@ -270,7 +353,7 @@ mod tests {
     use super::*;
     use crate::params::Params;
     use crate::test_support::{data_dir, labels, wn};
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn cfg(params: Params) -> Config {
         params.resolve(crate::params::Dataset::Imagenet)
@@ -281,6 +364,30 @@ mod tests {
             return Some(tree);
         }
         tree.children.iter().find_map(|c| find(c, name))
+    }
+
+    #[test]
+    fn imagenet_1k_strict_names_the_1000_classes_apart() {
+        let config = cfg(Params { filter: Some(ImagenetFilter::OneK), ..Default::default() });
+        let tree = load(wn(), &config, &data_dir(), None).unwrap();
+        let mut wnid_of: BTreeMap<String, String> = BTreeMap::new();
+        tree.walk(&mut |n, _| {
+            if n.children.is_empty() {
+                let wnid = n.metadata.wnid.clone().unwrap();
+                let before = wnid_of.insert(n.name.to_lowercase(), wnid.clone());
+                assert!(
+                    before.as_ref().is_none_or(|b| *b == wnid),
+                    "{}: {wnid}, {before:?}",
+                    n.name
+                );
+            }
+        });
+        assert_eq!(wnid_of.len(), 1000, "1,000 classes, 1,000 names (lower-cased)");
+        for name in ["crane (wading bird)", "crane (lifting device)", "maillot", "maillot (tights)"]
+        {
+            assert!(wnid_of.contains_key(name), "{name}");
+        }
+        assert!(wnid_of.contains_key("cardigan") && wnid_of.contains_key("cardigan welsh corgi"));
     }
 
     #[test]
@@ -323,9 +430,11 @@ mod tests {
         let corgi = find(&tree, "corgi").unwrap();
         assert_eq!(corgi.metadata.depth, 1);
         let breeds: Vec<&str> = corgi.children.iter().map(|c| c.name.as_str()).collect();
-        // Strict (the default) drops Cardigan: the first sense of "cardigan" is the sweater.
-        assert_eq!(breeds, ["Pembroke"]);
+        // Strict (the default) names Cardigan by its longer lemma: the first sense of
+        // "cardigan" is the sweater.
+        assert_eq!(breeds, ["Pembroke", "Cardigan Welsh corgi"]);
         assert_eq!(corgi.children[0].metadata.depth, 2);
+        assert_eq!(corgi.children[1].metadata.wnid.as_deref(), Some("n02113186"));
     }
 
     #[test]
@@ -358,16 +467,44 @@ mod tests {
     }
 
     #[test]
-    fn strict_drops_secondary_senses() {
+    fn strict_names_secondary_senses_and_dropping_them_is_explicit() {
         let lax = cfg(Params { strict: Some(false), ..Default::default() });
         let strict = cfg(Params::default());
-        assert!(strict.strict, "strict is the default");
+        let drop = cfg(Params { drop_secondary_senses: Some(true), ..Default::default() });
+        assert!(strict.strict && !strict.drop_secondary_senses, "the defaults");
         let lax_tree = build_tree(wn(), &lax, None).unwrap();
         let strict_tree = build_tree(wn(), &strict, None).unwrap();
-        // abstraction.n.06 is not the first sense of "abstraction".
+        let drop_tree = build_tree(wn(), &drop, None).unwrap();
+        // abstraction.n.06 is not the first sense of "abstraction", and its other lemma
+        // ("abstract entity") does not contain the name: the hint names it.
         assert!(lax_tree.children.iter().any(|c| c.name == "abstraction"));
-        assert!(!strict_tree.children.iter().any(|c| c.name == "abstraction"));
-        assert!(strict_tree.count_nodes() < lax_tree.count_nodes());
+        let names: Vec<&str> = strict_tree.children.iter().map(|c| c.name.as_str()).collect();
+        assert!(names.contains(&"abstraction (entity)"), "{names:?}");
+        assert!(!drop_tree.children.iter().any(|c| c.name.starts_with("abstract")));
+        // Naming keeps every synset in place; dropping cuts subtrees.
+        assert_eq!(strict_tree.count_nodes(), lax_tree.count_nodes());
+        assert!(drop_tree.count_nodes() * 10 < lax_tree.count_nodes());
+        assert!(find(&strict_tree, "crane (wading bird)").is_some());
+        assert!(find(&strict_tree, "crane (lifting device)").is_some());
+        assert!(find(&drop_tree, "crane (wading bird)").is_none());
+        // The regex sees the plain name too, so `^crane$` still finds both cranes.
+        let no_cranes = cfg(Params { exclude_regex: Some("^crane$".into()), ..Default::default() });
+        let tree = build_tree(wn(), &no_cranes, None).unwrap();
+        assert!(find(&tree, "crane (wading bird)").is_none());
+        assert!(find(&tree, "crane (lifting device)").is_none());
+    }
+
+    #[test]
+    fn rename_count_reads_the_skeleton() {
+        let config = cfg(Params { root: Some("corgi.n.01".into()), ..Default::default() });
+        let source = build_tree(wn(), &config, None).unwrap();
+        let mut skeleton = TaxonomyNode::new("Corgi");
+        skeleton.items = vec!["cardigan welsh corgi".into(), "pembroke".into()];
+        let count = RenameCount::of(&source, &skeleton);
+        assert_eq!((count.labels, count.categories), (1, 0));
+        let example = ("Cardigan".to_string(), "cardigan welsh corgi".to_string());
+        assert_eq!(count.examples, [example]);
+        assert_eq!(count.message(), "renamed for ambiguity: 1 labels, 0 category keys");
     }
 
     #[test]

@@ -187,6 +187,7 @@ fn build_node(
             depth,
             is_root: false,
             is_bin: false,
+            plain_name: None,
         },
     }
 }
