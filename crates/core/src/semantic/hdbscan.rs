@@ -16,7 +16,7 @@
 //! (core distances and Prim's MST), so lists above [`MAX_POINTS`] are refused.
 
 use crate::params::ClusterMethod;
-use crate::semantic::pairwise::{Blocks, LANES};
+use crate::semantic::pairwise::{Blocks, Rough, LANES};
 use crate::semantic::tie_order::argsort_like_numpy;
 
 /// Longest list one run accepts. Why a limit: memory is O(n) but time grows with the square
@@ -114,10 +114,8 @@ pub fn hdbscan(points: &[Vec<f32>], params: &HdbscanParams) -> anyhow::Result<Cl
     let min_cluster_size = params.min_cluster_size.max(2);
     let k = params.min_samples.unwrap_or(min_cluster_size).clamp(1, n - 1);
 
-    let blocks = Blocks::new(points);
-    let core = core_distances(points, &blocks, k);
-    let mst = prim_mst(points, &blocks, &core);
-    drop(blocks);
+    let core = core_distances(points, &Blocks::new(points), k);
+    let mst = prim_mst(points, &core);
     let order = argsort_like_numpy(&mst.iter().map(|e| e.2).collect::<Vec<_>>());
     let mst: Vec<_> = order.iter().map(|&i| mst[i]).collect();
     let hierarchy = single_linkage(&mst, n);
@@ -150,30 +148,42 @@ fn core_distances(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<f64> {
 const SHARED_K: usize = 16;
 
 /// Core distances computing each pair once (for small k): the pair's distance is offered to
-/// both points' lists of k smallest.
+/// both points' lists of k smallest. A block whose rough distances are all surely above both
+/// points' current k-th smallest is skipped (the exact ones would change nothing).
 fn core_distances_shared(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<f64> {
     let n = points.len();
+    let rough = Rough::new(blocks.dim());
     let mut smallest = vec![f64::INFINITY; n * k];
-    let mut offer = |i: usize, v: f64| {
-        let row = &mut smallest[i * k..(i + 1) * k];
-        if v < row[k - 1] {
-            let pos = row.partition_point(|&x| x <= v);
-            row.copy_within(pos..k - 1, pos + 1);
-            row[pos] = v;
-        }
-    };
     for (i, a) in points.iter().enumerate() {
         for b in i / LANES..blocks.blocks() {
-            for (lane, &v) in blocks.euclidean(a, b).iter().enumerate() {
-                let j = b * LANES + lane;
-                if j > i && j < n {
-                    offer(i, v);
-                    offer(j, v);
-                }
+            let others = (b * LANES).max(i + 1)..((b + 1) * LANES).min(n);
+            let kth = |j: usize| smallest[j * k + k - 1];
+            let mut thresholds = [f64::NEG_INFINITY; LANES];
+            for j in others.clone() {
+                thresholds[j % LANES] = rough.threshold_sq(kth(i).max(kth(j)));
+            }
+            if others.is_empty() || blocks.euclidean_f32_unless_beyond(a, b, &thresholds).is_none()
+            {
+                continue;
+            }
+            let exact = blocks.euclidean(a, b);
+            for j in others {
+                offer(&mut smallest[i * k..(i + 1) * k], exact[j % LANES]);
+                offer(&mut smallest[j * k..(j + 1) * k], exact[j % LANES]);
             }
         }
     }
     smallest.chunks_exact(k).map(|row| row[k - 1]).collect()
+}
+
+/// Puts `v` into `row` (the smallest values so far, ascending) when it is below the largest.
+fn offer(row: &mut [f64], v: f64) {
+    let last = row.len() - 1;
+    if v < row[last] {
+        let pos = row.partition_point(|&x| x <= v);
+        row.copy_within(pos..last, pos + 1);
+        row[pos] = v;
+    }
 }
 
 /// Core distances one point at a time: all its distances in one reused buffer, then the k-th
@@ -202,41 +212,30 @@ fn core_distances_by_row(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<
 /// recorded source on a tie, and the first node (lowest index) with the smallest distance joins
 /// next. Edges are `(source, new node, weight)` in the order they were added.
 ///
-/// Distances from the node just added are computed only for the blocks of points whose
-/// distance could still drop: the reachability is at least `max(core_current, core_j)`, so a
-/// point whose best distance is already at or below that cannot change (the test is strict,
-/// as the update is). Which edges are chosen is exactly as with every distance computed.
-fn prim_mst(points: &[Vec<f32>], blocks: &Blocks, core: &[f64]) -> Vec<(usize, usize, f64)> {
+/// Exact distances are computed only where they decide something ([`Frontier::measure`]);
+/// which edges are chosen is exactly as with every distance computed.
+fn prim_mst(points: &[Vec<f32>], core: &[f64]) -> Vec<(usize, usize, f64)> {
     let n = points.len();
     let mut in_tree = vec![false; n];
     let mut best = vec![f64::INFINITY; n];
     let mut source = vec![1usize; n];
-    let mut dist = vec![0.0f64; blocks.blocks() * LANES];
+    let mut frontier = Frontier::new(points, (0..n).collect());
     let mut edges = Vec::with_capacity(n.saturating_sub(1));
     let mut current = 0usize;
-    for _ in 1..n {
+    for left in (1..n).rev() {
         in_tree[current] = true;
-        let core_current = core[current];
-        let may_improve = |j: usize| !in_tree[j] && core_current.max(core[j]) < best[j];
-        for b in 0..blocks.blocks() {
-            if (b * LANES..((b + 1) * LANES).min(n)).any(may_improve) {
-                let d = blocks.euclidean(&points[current], b);
-                dist[b * LANES..(b + 1) * LANES].copy_from_slice(&d);
-            }
-        }
+        frontier.compact(points, &in_tree, left);
+        frontier.measure(&points[current], core[current], core, &best, &in_tree);
         let mut new_distance = f64::MAX;
         let mut new_node = 0usize;
         let mut new_source = 0usize;
-        for j in 0..n {
+        for (&j, &reach) in frontier.ids.iter().zip(&frontier.reach) {
             if in_tree[j] {
                 continue;
             }
-            if core_current.max(core[j]) < best[j] {
-                let reach = dist[j].max(core_current).max(core[j]);
-                if reach < best[j] {
-                    best[j] = reach;
-                    source[j] = current;
-                }
+            if reach < best[j] {
+                best[j] = reach;
+                source[j] = current;
             }
             if best[j] < new_distance {
                 new_distance = best[j];
@@ -248,6 +247,81 @@ fn prim_mst(points: &[Vec<f32>], blocks: &Blocks, core: &[f64]) -> Vec<(usize, u
         current = new_node;
     }
     edges
+}
+
+/// The points not yet in the tree, ascending, packed in blocks. Rebuilt without the tree's
+/// points once those fill a quarter of it, so a step's work follows the points left.
+struct Frontier {
+    ids: Vec<usize>,
+    blocks: Blocks,
+    rough: Rough,
+    /// Per slot, the reachability from the node just added where it may beat the point's best
+    /// so far, else infinity.
+    reach: Vec<f64>,
+}
+
+impl Frontier {
+    fn new(points: &[Vec<f32>], ids: Vec<usize>) -> Self {
+        let blocks = Blocks::subset(points, &ids);
+        let reach = vec![f64::INFINITY; blocks.blocks() * LANES];
+        Self { ids, rough: Rough::new(blocks.dim()), blocks, reach }
+    }
+
+    /// Drops the tree's points once only `left` of the slots are not in it, under 3/4.
+    fn compact(&mut self, points: &[Vec<f32>], in_tree: &[bool], left: usize) {
+        if 4 * left < 3 * self.ids.len() {
+            let ids = self.ids.iter().copied().filter(|&j| !in_tree[j]).collect();
+            *self = Self::new(points, ids);
+        }
+    }
+
+    /// Reachabilities from `from` (core distance `core_from`). The reachability is
+    /// `max(d, m)`, m the pair's larger core distance, and counts only when below `best`. So a
+    /// point with `m >= best` is skipped, and so is a block whose points are all surely farther
+    /// than their `best` (rough partial sums, [`Blocks::euclidean_f32_unless_beyond`]). A
+    /// distance surely below `m` gives `m`; only one between the two needs the exact value.
+    fn measure(
+        &mut self,
+        from: &[f32],
+        core_from: f64,
+        core: &[f64],
+        best: &[f64],
+        in_tree: &[bool],
+    ) {
+        let Self { ids, blocks, rough, reach } = self;
+        for b in 0..blocks.blocks() {
+            let slots = b * LANES..((b + 1) * LANES).min(ids.len());
+            reach[b * LANES..(b + 1) * LANES].fill(f64::INFINITY);
+            let mut wanted = [false; LANES];
+            let mut thresholds = [f64::NEG_INFINITY; LANES];
+            for s in slots.clone() {
+                let j = ids[s];
+                if !in_tree[j] && core_from.max(core[j]) < best[j] {
+                    wanted[s % LANES] = true;
+                    thresholds[s % LANES] = rough.threshold_sq(best[j]);
+                }
+            }
+            if !wanted.contains(&true) {
+                continue;
+            }
+            let Some(near) = blocks.euclidean_f32_unless_beyond(from, b, &thresholds) else {
+                continue;
+            };
+            let mut exact = None;
+            for s in slots.filter(|s| wanted[s % LANES]) {
+                let (j, near) = (ids[s], f64::from(near[s % LANES]));
+                let m = core_from.max(core[j]);
+                reach[s] = if rough.above(near, best[j]) {
+                    f64::INFINITY
+                } else if rough.below(near, m) {
+                    m
+                } else {
+                    let exact = exact.get_or_insert_with(|| blocks.euclidean(from, b));
+                    exact[s % LANES].max(core_from).max(core[j])
+                };
+            }
+        }
+    }
 }
 
 /// One merge of the single-linkage dendrogram (scipy format): two node ids, height, size.
@@ -684,7 +758,7 @@ mod tests {
                     let by_row = core_distances_by_row(&points, &blocks, k);
                     assert_eq!(bits(&shared), bits(&core), "n {n} dim {dim} grid {grid} k {k}");
                     assert_eq!(bits(&by_row), bits(&core), "n {n} dim {dim} grid {grid} k {k}");
-                    let got = prim_mst(&points, &blocks, &core_distances(&points, &blocks, k));
+                    let got = prim_mst(&points, &core_distances(&points, &blocks, k));
                     let edge_bits = |e: &[(usize, usize, f64)]| {
                         e.iter().map(|&(a, b, w)| (a, b, w.to_bits())).collect::<Vec<_>>()
                     };

@@ -11,7 +11,7 @@
 //! exact k-nearest neighbours (cosine), fuzzy simplicial set with smooth k-NN distances,
 //! spectral initialisation, then the epoch-sampled SGD with negative sampling.
 
-use super::pairwise::{Blocks, LANES};
+use super::pairwise::{Blocks, Rough, LANES};
 
 /// Reduction settings (umap-learn's defaults as used by the reference arranger).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,19 +61,32 @@ pub fn reduce(vectors: &[Vec<f32>], params: &ReduceParams) -> Vec<Vec<f32>> {
 /// The k nearest *other* points of each point by cosine distance (1 - dot of unit vectors),
 /// ascending, ties by index. Each pair's distance is computed once ([`Blocks::cosine`], the
 /// same value the former n x n matrix held) and offered to both points' lists, so memory is
-/// O(n * k), not O(n²).
+/// O(n * k), not O(n²). A block whose rough distances are all surely above both points'
+/// current k-th distance is skipped (the exact ones would change nothing).
 fn nearest_neighbours(vectors: &[Vec<f32>], k: usize) -> (Vec<Vec<usize>>, Vec<Vec<f64>>) {
     let n = vectors.len();
     let blocks = Blocks::new(vectors);
+    let rough = Rough::new(blocks.dim());
+    let norms: Vec<f64> = vectors
+        .iter()
+        .map(|v| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt())
+        .collect();
     let mut nearest: Vec<Vec<(f64, usize)>> = vec![Vec::with_capacity(k + 1); n];
     for (i, a) in vectors.iter().enumerate() {
         for b in i / LANES..blocks.blocks() {
-            for (lane, &d) in blocks.cosine(a, b).iter().enumerate() {
-                let j = b * LANES + lane;
-                if j > i && j < n {
-                    keep_nearest(&mut nearest[i], k, (d, j));
-                    keep_nearest(&mut nearest[j], k, (d, i));
-                }
+            let others = (b * LANES).max(i + 1)..((b + 1) * LANES).min(n);
+            let dots = blocks.dot_f32(a, b);
+            let kth =
+                |j: usize| if nearest[j].len() < k { f64::INFINITY } else { nearest[j][k - 1].0 };
+            if others.clone().all(|j| {
+                rough.cosine_above(dots[j % LANES], norms[i] * norms[j], kth(i).max(kth(j)))
+            }) {
+                continue;
+            }
+            let exact = blocks.cosine(a, b);
+            for j in others {
+                keep_nearest(&mut nearest[i], k, (exact[j % LANES], j));
+                keep_nearest(&mut nearest[j], k, (exact[j % LANES], i));
             }
         }
     }
