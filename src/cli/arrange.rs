@@ -3,6 +3,7 @@
 //! TERMS is a text file with one term per line (blank lines and `#` comments skipped) or a
 //! YAML file holding a list of terms (or one key with a list, whose key names the context).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -103,17 +104,21 @@ pub fn read_terms(path: &Path) -> Result<(Vec<String>, Option<String>)> {
         Some("yaml" | "yml")
     );
     let (raw, key) = if is_yaml { yaml_terms(&text, path)? } else { (line_terms(&text), None) };
-    let mut terms: Vec<String> = Vec::with_capacity(raw.len());
-    for t in raw {
-        let t = t.trim().to_string();
-        if !t.is_empty() && !terms.contains(&t) {
-            terms.push(t);
-        }
-    }
+    let terms = unique_terms(raw);
     if terms.is_empty() {
         bail!("{} holds no terms: put one term per line (or a YAML list)", path.display());
     }
     Ok((terms, key))
+}
+
+/// The terms trimmed, without empty ones and repeats, in first-seen order. A set of the terms
+/// seen keeps this linear (a list of 20,000 terms is common).
+fn unique_terms(raw: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(raw.len());
+    raw.into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && seen.insert(t.clone()))
+        .collect()
 }
 
 fn line_terms(text: &str) -> Vec<String> {
@@ -171,6 +176,16 @@ fn parse_method(s: &str) -> std::result::Result<ClusterMethod, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicates_are_dropped_keeping_first_seen_order() {
+        let raw = ["b", " a", "b ", "", "c", "a", "  "].map(String::from).to_vec();
+        assert_eq!(unique_terms(raw), ["b", "a", "c"]);
+        // Many terms, each repeated: every distinct term once, in order of first appearance.
+        let raw: Vec<String> = (0..60_000).map(|i| format!("term {}", (i * 7) % 20_000)).collect();
+        let want: Vec<String> = (0..20_000).map(|i| format!("term {}", (i * 7) % 20_000)).collect();
+        assert_eq!(unique_terms(raw), want);
+    }
 
     #[test]
     fn terms_from_lines_and_yaml() {

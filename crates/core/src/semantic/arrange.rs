@@ -15,7 +15,7 @@
 //! output (HDBSCAN* has no randomness; every tie is broken by index or name).
 
 use super::embedder::Embedder;
-use super::hdbscan::{hdbscan, HdbscanParams};
+use super::hdbscan::{check_list_size, hdbscan, HdbscanParams};
 use super::naming::{NameSource, Namer};
 use super::reduce::{reduce, ReduceParams, MIN_ITEMS_TO_REDUCE};
 use super::vectors::VectorTable;
@@ -170,7 +170,8 @@ pub fn arrange_text(item: &str) -> String {
     item.trim().to_lowercase()
 }
 
-/// Arranges one list with its own embedding call (for the `arrange` command and tests).
+/// Arranges one list with its own embedding call (for the `arrange` command and tests). A list
+/// too long to cluster is refused before anything is embedded.
 pub fn arrange_list(
     items: &[String],
     embedder: &dyn Embedder,
@@ -178,6 +179,7 @@ pub fn arrange_list(
     parent: Option<&str>,
     params: &ArrangeParams,
 ) -> anyhow::Result<(Arrangement, VectorTable)> {
+    check_list_size(items.len())?;
     let table = VectorTable::build(embedder, items.iter().map(|i| arrange_text(i)))?;
     let arrangement = arrange_items(items, &table, wordnet, parent, params)?;
     Ok((arrangement, table))
@@ -191,6 +193,7 @@ pub fn arrange_items(
     parent: Option<&str>,
     params: &ArrangeParams,
 ) -> anyhow::Result<Arrangement> {
+    check_list_size(items.len())?;
     let texts: Vec<String> = items.iter().map(|i| arrange_text(i)).collect();
     let vectors = table.vectors_for(&texts)?;
     let namer = Namer::new(wordnet, &texts);
@@ -423,6 +426,17 @@ mod tests {
                 assert_eq!(a.other_name, "Other (Things)");
             }
         }
+    }
+
+    #[test]
+    fn a_list_above_the_limit_is_refused_before_embedding() {
+        let items: Vec<String> =
+            (0..=crate::semantic::hdbscan::MAX_POINTS).map(|i| format!("item {i}")).collect();
+        let embedder = FixedEmbedder::new([]);
+        let params = ArrangeParams::default();
+        let err = arrange_list(&items, &embedder, None, None, &params).unwrap_err().to_string();
+        assert!(err.contains("a list of 50001 items") && err.contains("split it"), "{err}");
+        assert_eq!(embedder.calls(), 0);
     }
 
     /// On the raw-vector clusterings of sibling groups in `glosh_reference.json` (harder than

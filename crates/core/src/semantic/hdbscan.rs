@@ -11,11 +11,30 @@
 //! module reproduces those step by step; each function says which one it follows. On all 32
 //! clusterings of `glosh_reference.json` the scores agree to ~1e-16.
 //!
-//! Sizes here are small (lists of a few items up to a few thousand), so the O(n²) pairwise
-//! distance matrix and O(n²) Prim's MST are the simple and fast choice.
+//! Memory is O(n): distances are computed when needed ([`super::pairwise`]) instead of held in
+//! an n x n matrix (3.2 GB at 20,000 items), bit-identical to the matrix's. Time is O(n² · d)
+//! (core distances and Prim's MST), so lists above [`MAX_POINTS`] are refused.
 
 use crate::params::ClusterMethod;
+use crate::semantic::pairwise::{Blocks, Rough, LANES};
 use crate::semantic::tie_order::argsort_like_numpy;
+
+/// Longest list one run accepts. Why a limit: memory is O(n) but time grows with the square
+/// of the list size (README, Performance, has measurements), and past this a list is better
+/// split than clustered. Callers also check it before embedding ([`check_list_size`]), so a
+/// too-long list fails at once.
+pub const MAX_POINTS: usize = 50_000;
+
+/// Refuses a list longer than [`MAX_POINTS`] with an error that says what to do.
+pub fn check_list_size(n: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        n <= MAX_POINTS,
+        "a list of {n} items is longer than the semantic engine's limit of {MAX_POINTS} items \
+         (clustering time grows with the square of the list size): split it into smaller \
+         lists, e.g. sub-categories, and run again"
+    );
+    Ok(())
+}
 
 /// Settings of one HDBSCAN* run (metric euclidean, alpha 1, no epsilon, no single cluster).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +93,7 @@ impl Clustering {
 /// any list works (with fewer than 2 points everything is noise with score 0).
 pub fn hdbscan(points: &[Vec<f32>], params: &HdbscanParams) -> anyhow::Result<Clustering> {
     let n = points.len();
+    check_list_size(n)?;
     if let Some(first) = points.first() {
         let dim = first.len();
         if let Some((i, p)) = points.iter().enumerate().find(|(_, p)| p.len() != dim) {
@@ -94,9 +114,8 @@ pub fn hdbscan(points: &[Vec<f32>], params: &HdbscanParams) -> anyhow::Result<Cl
     let min_cluster_size = params.min_cluster_size.max(2);
     let k = params.min_samples.unwrap_or(min_cluster_size).clamp(1, n - 1);
 
-    let dist = DistanceMatrix::new(points);
-    let core = core_distances(&dist, k);
-    let mst = prim_mst(&dist, &core);
+    let core = core_distances(points, &Blocks::new(points), k);
+    let mst = prim_mst(points, &core);
     let order = argsort_like_numpy(&mst.iter().map(|e| e.2).collect::<Vec<_>>());
     let mst: Vec<_> = order.iter().map(|&i| mst[i]).collect();
     let hierarchy = single_linkage(&mst, n);
@@ -112,45 +131,76 @@ pub fn hdbscan(points: &[Vec<f32>], params: &HdbscanParams) -> anyhow::Result<Cl
     Ok(Clustering { labels, probabilities, outlier_scores, n_clusters })
 }
 
-/// Symmetric euclidean distances in f64, computed as Python does (sum of squares, then sqrt).
-struct DistanceMatrix {
-    n: usize,
-    d: Vec<f64>,
+/// Core distance of each point: the distance to its k-th nearest *other* point (Python queries
+/// k+1 neighbours, the point itself included, and takes the last). Euclidean distances in f64,
+/// computed as Python does (sum of squares, then sqrt; see [`super::pairwise`]).
+fn core_distances(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<f64> {
+    if k <= SHARED_K {
+        core_distances_shared(points, blocks, k)
+    } else {
+        core_distances_by_row(points, blocks, k)
+    }
 }
 
-impl DistanceMatrix {
-    fn new(points: &[Vec<f32>]) -> Self {
-        let n = points.len();
-        let rows: Vec<Vec<f64>> =
-            points.iter().map(|p| p.iter().map(|&v| f64::from(v)).collect()).collect();
-        let mut d = vec![0.0; n * n];
-        for i in 0..n {
-            for j in (i + 1)..n {
-                let mut acc = 0.0f64;
-                for (a, b) in rows[i].iter().zip(&rows[j]) {
-                    let t = a - b;
-                    acc += t * t;
-                }
-                let v = acc.sqrt();
-                d[i * n + j] = v;
-                d[j * n + i] = v;
+/// Up to this k every point keeps its k smallest distances so far (n * k values) and each
+/// pair is computed once, for both of its points; above it, [`core_distances_by_row`] keeps
+/// memory O(n) at twice the arithmetic. Outlier scoring uses k = 2, arrangement k = 3..5.
+const SHARED_K: usize = 16;
+
+/// Core distances computing each pair once (for small k): the pair's distance is offered to
+/// both points' lists of k smallest. A block whose rough distances are all surely above both
+/// points' current k-th smallest is skipped (the exact ones would change nothing).
+fn core_distances_shared(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<f64> {
+    let n = points.len();
+    let rough = Rough::new(blocks.dim());
+    let mut smallest = vec![f64::INFINITY; n * k];
+    for (i, a) in points.iter().enumerate() {
+        for b in i / LANES..blocks.blocks() {
+            let others = (b * LANES).max(i + 1)..((b + 1) * LANES).min(n);
+            let kth = |j: usize| smallest[j * k + k - 1];
+            let mut thresholds = [f64::NEG_INFINITY; LANES];
+            for j in others.clone() {
+                thresholds[j % LANES] = rough.threshold_sq(kth(i).max(kth(j)));
+            }
+            if others.is_empty() || blocks.euclidean_f32_unless_beyond(a, b, &thresholds).is_none()
+            {
+                continue;
+            }
+            let exact = blocks.euclidean(a, b);
+            for j in others {
+                offer(&mut smallest[i * k..(i + 1) * k], exact[j % LANES]);
+                offer(&mut smallest[j * k..(j + 1) * k], exact[j % LANES]);
             }
         }
-        Self { n, d }
     }
+    smallest.chunks_exact(k).map(|row| row[k - 1]).collect()
+}
 
-    fn get(&self, i: usize, j: usize) -> f64 {
-        self.d[i * self.n + j]
+/// Puts `v` into `row` (the smallest values so far, ascending) when it is below the largest.
+fn offer(row: &mut [f64], v: f64) {
+    let last = row.len() - 1;
+    if v < row[last] {
+        let pos = row.partition_point(|&x| x <= v);
+        row.copy_within(pos..last, pos + 1);
+        row[pos] = v;
     }
 }
 
-/// Core distance of each point: the distance to its k-th nearest *other* point (Python queries
-/// k+1 neighbours, the point itself included, and takes the last).
-fn core_distances(dist: &DistanceMatrix, k: usize) -> Vec<f64> {
-    let n = dist.n;
-    (0..n)
-        .map(|i| {
-            let mut others: Vec<f64> = (0..n).filter(|&j| j != i).map(|j| dist.get(i, j)).collect();
+/// Core distances one point at a time: all its distances in one reused buffer, then the k-th
+/// smallest selected (for large k, where n * k values would be too many).
+fn core_distances_by_row(points: &[Vec<f32>], blocks: &Blocks, k: usize) -> Vec<f64> {
+    let n = points.len();
+    let mut others = Vec::with_capacity(blocks.blocks() * LANES);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            others.clear();
+            for b in 0..blocks.blocks() {
+                others.extend_from_slice(&blocks.euclidean(a, b));
+            }
+            others.truncate(n);
+            others.swap_remove(i);
             let (_, kth, _) = others.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
             *kth
         })
@@ -161,23 +211,28 @@ fn core_distances(dist: &DistanceMatrix, k: usize) -> Vec<f64> {
 /// starting at point 0, as the Python package's `mst_linkage_core_vector`: a node keeps its
 /// recorded source on a tie, and the first node (lowest index) with the smallest distance joins
 /// next. Edges are `(source, new node, weight)` in the order they were added.
-fn prim_mst(dist: &DistanceMatrix, core: &[f64]) -> Vec<(usize, usize, f64)> {
-    let n = dist.n;
+///
+/// Exact distances are computed only where they decide something ([`Frontier::measure`]);
+/// which edges are chosen is exactly as with every distance computed.
+fn prim_mst(points: &[Vec<f32>], core: &[f64]) -> Vec<(usize, usize, f64)> {
+    let n = points.len();
     let mut in_tree = vec![false; n];
     let mut best = vec![f64::INFINITY; n];
     let mut source = vec![1usize; n];
+    let mut frontier = Frontier::new(points, (0..n).collect());
     let mut edges = Vec::with_capacity(n.saturating_sub(1));
     let mut current = 0usize;
-    for _ in 1..n {
+    for left in (1..n).rev() {
         in_tree[current] = true;
+        frontier.compact(points, &in_tree, left);
+        frontier.measure(&points[current], core[current], core, &best, &in_tree);
         let mut new_distance = f64::MAX;
         let mut new_node = 0usize;
         let mut new_source = 0usize;
-        for j in 0..n {
+        for (&j, &reach) in frontier.ids.iter().zip(&frontier.reach) {
             if in_tree[j] {
                 continue;
             }
-            let reach = dist.get(current, j).max(core[current]).max(core[j]);
             if reach < best[j] {
                 best[j] = reach;
                 source[j] = current;
@@ -192,6 +247,81 @@ fn prim_mst(dist: &DistanceMatrix, core: &[f64]) -> Vec<(usize, usize, f64)> {
         current = new_node;
     }
     edges
+}
+
+/// The points not yet in the tree, ascending, packed in blocks. Rebuilt without the tree's
+/// points once those fill a quarter of it, so a step's work follows the points left.
+struct Frontier {
+    ids: Vec<usize>,
+    blocks: Blocks,
+    rough: Rough,
+    /// Per slot, the reachability from the node just added where it may beat the point's best
+    /// so far, else infinity.
+    reach: Vec<f64>,
+}
+
+impl Frontier {
+    fn new(points: &[Vec<f32>], ids: Vec<usize>) -> Self {
+        let blocks = Blocks::subset(points, &ids);
+        let reach = vec![f64::INFINITY; blocks.blocks() * LANES];
+        Self { ids, rough: Rough::new(blocks.dim()), blocks, reach }
+    }
+
+    /// Drops the tree's points once only `left` of the slots are not in it, under 3/4.
+    fn compact(&mut self, points: &[Vec<f32>], in_tree: &[bool], left: usize) {
+        if 4 * left < 3 * self.ids.len() {
+            let ids = self.ids.iter().copied().filter(|&j| !in_tree[j]).collect();
+            *self = Self::new(points, ids);
+        }
+    }
+
+    /// Reachabilities from `from` (core distance `core_from`). The reachability is
+    /// `max(d, m)`, m the pair's larger core distance, and counts only when below `best`. So a
+    /// point with `m >= best` is skipped, and so is a block whose points are all surely farther
+    /// than their `best` (rough partial sums, [`Blocks::euclidean_f32_unless_beyond`]). A
+    /// distance surely below `m` gives `m`; only one between the two needs the exact value.
+    fn measure(
+        &mut self,
+        from: &[f32],
+        core_from: f64,
+        core: &[f64],
+        best: &[f64],
+        in_tree: &[bool],
+    ) {
+        let Self { ids, blocks, rough, reach } = self;
+        for b in 0..blocks.blocks() {
+            let slots = b * LANES..((b + 1) * LANES).min(ids.len());
+            reach[b * LANES..(b + 1) * LANES].fill(f64::INFINITY);
+            let mut wanted = [false; LANES];
+            let mut thresholds = [f64::NEG_INFINITY; LANES];
+            for s in slots.clone() {
+                let j = ids[s];
+                if !in_tree[j] && core_from.max(core[j]) < best[j] {
+                    wanted[s % LANES] = true;
+                    thresholds[s % LANES] = rough.threshold_sq(best[j]);
+                }
+            }
+            if !wanted.contains(&true) {
+                continue;
+            }
+            let Some(near) = blocks.euclidean_f32_unless_beyond(from, b, &thresholds) else {
+                continue;
+            };
+            let mut exact = None;
+            for s in slots.filter(|s| wanted[s % LANES]) {
+                let (j, near) = (ids[s], f64::from(near[s % LANES]));
+                let m = core_from.max(core[j]);
+                reach[s] = if rough.above(near, best[j]) {
+                    f64::INFINITY
+                } else if rough.below(near, m) {
+                    m
+                } else {
+                    let exact = exact.get_or_insert_with(|| blocks.euclidean(from, b));
+                    exact[s % LANES].max(core_from).max(core[j])
+                };
+            }
+        }
+    }
 }
 
 /// One merge of the single-linkage dendrogram (scipy format): two node ids, height, size.
@@ -471,6 +601,7 @@ fn bfs(merges: &[Merge], n: usize, root: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::semantic::pairwise::tests::random_points;
     use crate::semantic::testdata;
 
     /// Labels equal up to renumbering of clusters (noise must match exactly).
@@ -560,6 +691,98 @@ mod tests {
                 assert!((g - w).abs() < 1e-6, "{name}: item {i} probability {g} vs {w}");
             }
         }
+    }
+
+    /// The former implementation, kept as the reference: the full n x n distance matrix, core
+    /// distances selected from its rows, Prim's reading it.
+    fn matrix_core_and_mst(points: &[Vec<f32>], k: usize) -> (Vec<f64>, Vec<(usize, usize, f64)>) {
+        let n = points.len();
+        let rows: Vec<Vec<f64>> =
+            points.iter().map(|p| p.iter().map(|&v| f64::from(v)).collect()).collect();
+        let mut d = vec![0.0; n * n];
+        for i in 0..n {
+            for j in (i + 1)..n {
+                let mut acc = 0.0f64;
+                for (a, b) in rows[i].iter().zip(&rows[j]) {
+                    let t = a - b;
+                    acc += t * t;
+                }
+                d[i * n + j] = acc.sqrt();
+                d[j * n + i] = acc.sqrt();
+            }
+        }
+        let core: Vec<f64> = (0..n)
+            .map(|i| {
+                let mut others: Vec<f64> =
+                    (0..n).filter(|&j| j != i).map(|j| d[i * n + j]).collect();
+                *others.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b)).1
+            })
+            .collect();
+        let (mut in_tree, mut best, mut source) =
+            (vec![false; n], vec![f64::INFINITY; n], vec![1; n]);
+        let mut edges = Vec::new();
+        let mut current = 0;
+        for _ in 1..n {
+            in_tree[current] = true;
+            let (mut new_distance, mut new_node, mut new_source) = (f64::MAX, 0, 0);
+            for j in (0..n).filter(|&j| !in_tree[j]) {
+                let reach = d[current * n + j].max(core[current]).max(core[j]);
+                if reach < best[j] {
+                    best[j] = reach;
+                    source[j] = current;
+                }
+                if best[j] < new_distance {
+                    (new_distance, new_source, new_node) = (best[j], source[j], j);
+                }
+            }
+            edges.push((new_source, new_node, new_distance));
+            current = new_node;
+        }
+        (core, edges)
+    }
+
+    /// Core distances (both the shared and the by-row way) and the MST are bit-identical to
+    /// the matrix version, on continuous data and on integer grids full of equal distances.
+    #[test]
+    fn streaming_distances_equal_the_matrix_version_on_random_data() {
+        let mut checked = 0;
+        for (n, dim) in [(2, 1), (3, 2), (9, 5), (20, 3), (41, 13), (64, 8), (150, 384)] {
+            for grid in [false, true] {
+                let points = random_points(n, dim, (n * 1000 + dim) as u64, grid);
+                let blocks = Blocks::new(&points);
+                for k in [1, 2, 5, SHARED_K, SHARED_K + 1, n - 1] {
+                    let k = k.clamp(1, n - 1);
+                    let (core, mst) = matrix_core_and_mst(&points, k);
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    let shared = core_distances_shared(&points, &blocks, k);
+                    let by_row = core_distances_by_row(&points, &blocks, k);
+                    assert_eq!(bits(&shared), bits(&core), "n {n} dim {dim} grid {grid} k {k}");
+                    assert_eq!(bits(&by_row), bits(&core), "n {n} dim {dim} grid {grid} k {k}");
+                    let got = prim_mst(&points, &core_distances(&points, &blocks, k));
+                    let edge_bits = |e: &[(usize, usize, f64)]| {
+                        e.iter().map(|&(a, b, w)| (a, b, w.to_bits())).collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        edge_bits(&got),
+                        edge_bits(&mst),
+                        "n {n} dim {dim} grid {grid} k {k}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 84);
+    }
+
+    #[test]
+    fn a_list_above_the_limit_is_refused_with_a_clear_error() {
+        let points = vec![vec![0.5f32]; MAX_POINTS + 1];
+        let err = hdbscan(&points, &HdbscanParams::new(2, ClusterMethod::Eom)).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("a list of 50001 items"), "{msg}");
+        assert!(msg.contains("limit of 50000 items"), "{msg}");
+        assert!(msg.contains("split it into smaller lists"), "{msg}");
+        assert!(check_list_size(MAX_POINTS).is_ok());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! better, and cleaning them out.
 
 use super::embedder::Embedder;
+use super::hdbscan::check_list_size;
 use super::outliers::{Scoring, MIN_ITEMS};
 use super::typicality;
 use super::vectors::VectorTable;
 use crate::params::OutlierMethod;
 use crate::taxonomy::TaxonomyNode;
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// One flagged item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,7 +71,8 @@ impl LintReport {
 
 /// Scores every item list of `root` (lists below 3 items are skipped) with `scoring`, each
 /// under its own key; all texts are embedded in one batch first. Each flagged item is told
-/// the other list it is most similar to.
+/// the other list it is most similar to. GLOSH clusters: a list too long for it fails at
+/// once, before embedding, naming the list.
 pub fn lint_tree(
     root: &TaxonomyNode,
     embedder: &dyn Embedder,
@@ -78,6 +81,12 @@ pub fn lint_tree(
     let mut lists = Vec::new();
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
+    if scoring.method == OutlierMethod::Glosh {
+        for (path, node) in &lists {
+            check_list_size(node.items.len())
+                .map_err(|e| e.context(format!("list `{}`", path.join(" > "))))?;
+        }
+    }
     let texts = lists.iter().flat_map(|(_, n)| scoring.texts(&n.items, Some(&n.name)));
     let texts = texts.chain(scoring.shared_texts());
     let table = VectorTable::build(embedder, texts)?;
@@ -218,7 +227,8 @@ pub fn remove_outliers(root: &mut TaxonomyNode, report: &LintReport) -> usize {
     for list in &report.lists {
         if let Some(node) = find_list(root, &list.path) {
             let before = node.items.len();
-            node.items.retain(|item| !list.outliers.iter().any(|f| &f.item == item));
+            let flagged: HashSet<&str> = list.outliers.iter().map(|f| f.item.as_str()).collect();
+            node.items.retain(|item| !flagged.contains(item.as_str()));
             removed += before - node.items.len();
         }
     }
@@ -351,6 +361,20 @@ mod tests {
         assert_eq!(report.lists[0].path, vec!["Group".to_string(), "case_016_European".into()]);
         assert!(report.to_markdown().contains("## Group > case_016_European"));
         assert!(report.to_json().contains("\"outliers_total\""));
+    }
+
+    #[test]
+    fn a_list_above_the_limit_is_refused_before_embedding() {
+        let mut root = TaxonomyNode::new("Things");
+        let mut big = TaxonomyNode::new("Big");
+        big.items =
+            (0..=crate::semantic::hdbscan::MAX_POINTS).map(|i| format!("item {i}")).collect();
+        root.children.push(big);
+        let embedder = FixedEmbedder::new([]);
+        let msg = format!("{:#}", lint_tree(&root, &embedder, &Scoring::glosh(0.1)).unwrap_err());
+        assert!(msg.starts_with("list `Things > Big`: a list of 50001 items"), "{msg}");
+        assert!(msg.contains("limit of 50000 items") && msg.contains("split it"), "{msg}");
+        assert_eq!(embedder.calls(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod hdbscan;
 pub mod lint;
 pub mod naming;
 pub mod outliers;
+pub mod pairwise;
 pub mod reduce;
 pub mod stage;
 pub mod tie_order;

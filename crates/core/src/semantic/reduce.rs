@@ -11,6 +11,8 @@
 //! exact k-nearest neighbours (cosine), fuzzy simplicial set with smooth k-NN distances,
 //! spectral initialisation, then the epoch-sampled SGD with negative sampling.
 
+use super::pairwise::{Blocks, Rough, LANES};
+
 /// Reduction settings (umap-learn's defaults as used by the reference arranger).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReduceParams {
@@ -57,28 +59,51 @@ pub fn reduce(vectors: &[Vec<f32>], params: &ReduceParams) -> Vec<Vec<f32>> {
 }
 
 /// The k nearest *other* points of each point by cosine distance (1 - dot of unit vectors),
-/// ascending, ties by index.
+/// ascending, ties by index. Each pair's distance is computed once ([`Blocks::cosine`], the
+/// same value the former n x n matrix held) and offered to both points' lists, so memory is
+/// O(n * k), not O(n²). A block whose rough distances are all surely above both points'
+/// current k-th distance is skipped (the exact ones would change nothing).
 fn nearest_neighbours(vectors: &[Vec<f32>], k: usize) -> (Vec<Vec<usize>>, Vec<Vec<f64>>) {
     let n = vectors.len();
-    let mut dist = vec![0.0f64; n * n];
-    for i in 0..n {
-        for j in (i + 1)..n {
-            let dot: f64 = vectors[i].iter().zip(&vectors[j]).map(|(a, b)| f64::from(a * b)).sum();
-            let d = (1.0 - dot).max(0.0);
-            dist[i * n + j] = d;
-            dist[j * n + i] = d;
+    let blocks = Blocks::new(vectors);
+    let rough = Rough::new(blocks.dim());
+    let norms: Vec<f64> = vectors
+        .iter()
+        .map(|v| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt())
+        .collect();
+    let mut nearest: Vec<Vec<(f64, usize)>> = vec![Vec::with_capacity(k + 1); n];
+    for (i, a) in vectors.iter().enumerate() {
+        for b in i / LANES..blocks.blocks() {
+            let others = (b * LANES).max(i + 1)..((b + 1) * LANES).min(n);
+            let dots = blocks.dot_f32(a, b);
+            let kth =
+                |j: usize| if nearest[j].len() < k { f64::INFINITY } else { nearest[j][k - 1].0 };
+            if others.clone().all(|j| {
+                rough.cosine_above(dots[j % LANES], norms[i] * norms[j], kth(i).max(kth(j)))
+            }) {
+                continue;
+            }
+            let exact = blocks.cosine(a, b);
+            for j in others {
+                keep_nearest(&mut nearest[i], k, (exact[j % LANES], j));
+                keep_nearest(&mut nearest[j], k, (exact[j % LANES], i));
+            }
         }
     }
-    let mut index = Vec::with_capacity(n);
-    let mut dists = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
-        others.sort_by(|&a, &b| dist[i * n + a].total_cmp(&dist[i * n + b]).then(a.cmp(&b)));
-        others.truncate(k);
-        dists.push(others.iter().map(|&j| dist[i * n + j]).collect());
-        index.push(others);
+    nearest.into_iter().map(|list| list.into_iter().map(|(d, j)| (j, d)).unzip()).unzip()
+}
+
+/// Puts `candidate` (distance, index) into `list`, which holds at most `k` entries ascending by
+/// distance then index, when it belongs among them.
+fn keep_nearest(list: &mut Vec<(f64, usize)>, k: usize, candidate: (f64, usize)) {
+    let before =
+        |x: &(f64, usize), y: &(f64, usize)| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)).is_lt();
+    if list.len() == k && list.last().is_some_and(|last| !before(&candidate, last)) {
+        return;
     }
-    (index, dists)
+    let pos = list.partition_point(|e| before(e, &candidate));
+    list.insert(pos, candidate);
+    list.truncate(k);
 }
 
 /// Symmetric fuzzy graph as sorted (i, j, weight) edges in both directions.
@@ -286,6 +311,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::semantic::pairwise::tests::random_points;
 
     /// Two tight groups of unit vectors in 8 dimensions.
     fn two_groups() -> Vec<Vec<f32>> {
@@ -300,6 +326,56 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The former k-nearest search over a full n x n matrix, kept as the reference.
+    fn matrix_nearest_neighbours(v: &[Vec<f32>], k: usize) -> (Vec<Vec<usize>>, Vec<Vec<f64>>) {
+        let n = v.len();
+        let mut dist = vec![0.0f64; n * n];
+        for i in 0..n {
+            for j in (i + 1)..n {
+                let dot: f64 = v[i].iter().zip(&v[j]).map(|(a, b)| f64::from(a * b)).sum();
+                dist[i * n + j] = (1.0 - dot).max(0.0);
+                dist[j * n + i] = (1.0 - dot).max(0.0);
+            }
+        }
+        (0..n)
+            .map(|i| {
+                let mut others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
+                others
+                    .sort_by(|&a, &b| dist[i * n + a].total_cmp(&dist[i * n + b]).then(a.cmp(&b)));
+                others.truncate(k);
+                let d = others.iter().map(|&j| dist[i * n + j]).collect::<Vec<f64>>();
+                (others, d)
+            })
+            .unzip()
+    }
+
+    /// Same neighbours, same order and bit-identical distances as the matrix version, on
+    /// unit vectors and on integer grids (many equal distances, ties broken by index).
+    #[test]
+    fn streaming_neighbours_equal_the_matrix_version_on_random_data() {
+        for (n, dim) in [(2, 3), (9, 4), (30, 13), (100, 384)] {
+            for grid in [false, true] {
+                let mut v = random_points(n, dim, (n * 7 + dim) as u64, grid);
+                if !grid {
+                    for p in &mut v {
+                        let norm = p.iter().map(|x| x * x).sum::<f32>().sqrt();
+                        p.iter_mut().for_each(|x| *x /= norm);
+                    }
+                }
+                for k in [1, 5, 14, n - 1] {
+                    let k = k.clamp(1, n - 1);
+                    let (want_index, want_dist) = matrix_nearest_neighbours(&v, k);
+                    let (index, dist) = nearest_neighbours(&v, k);
+                    assert_eq!(index, want_index, "n {n} dim {dim} grid {grid} k {k}");
+                    let bits = |d: &[Vec<f64>]| {
+                        d.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>()
+                    };
+                    assert_eq!(bits(&dist), bits(&want_dist), "n {n} dim {dim} grid {grid} k {k}");
+                }
+            }
+        }
     }
 
     #[test]
