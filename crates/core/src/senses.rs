@@ -147,11 +147,11 @@ impl<'w> Namer<'w> {
             let free = |h: &&str| !taken.iter().any(|t| t.eq_ignore_ascii_case(h));
             self.hypernyms(x).iter().copied().find(free)
         };
-        for (i, r) in senses.iter().enumerate() {
+        for r in senses {
             if r.offset == s.offset {
                 return nearest_free(s, &taken);
             }
-            let also_shared = i > 0
+            let also_shared = !r.is_first_sense_of_its_name()
                 && first_lemma(r).eq_ignore_ascii_case(word)
                 && longer_lemma(self.wn, r, &plain).is_none()
                 && self.distinguishing_hint(r, senses).is_none();
