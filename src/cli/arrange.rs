@@ -31,7 +31,7 @@ pub struct ArrangeArgs {
     pub min_cluster: u16,
 
     /// A group is kept when its mean membership probability is at least this (0..1).
-    #[arg(long, value_name = "T", default_value_t = 0.15)]
+    #[arg(long, value_name = "T", default_value_t = 0.15, value_parser = parse_probability)]
     pub threshold: f64,
 
     /// Cluster selection of the first pass: eom (fewer, larger groups) or leaf (more, smaller).
@@ -52,9 +52,6 @@ pub struct ArrangeArgs {
 
 impl ArrangeArgs {
     pub fn run(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.threshold) {
-            bail!("--threshold {} is outside 0..1 (it is a mean probability)", self.threshold);
-        }
         let (terms, key) = read_terms(&self.terms)?;
         let wordnet = match &self.wordnet_dir {
             Some(dir) => Some(WordNet::locate(Some(dir))?),
@@ -158,6 +155,16 @@ fn yaml_terms(text: &str, path: &Path) -> Result<(Vec<String>, Option<String>)> 
 
 fn file_stem(path: &Path) -> String {
     path.file_stem().and_then(|s| s.to_str()).unwrap_or("Terms").replace(['_', '-'], " ")
+}
+
+/// `--threshold`: checked by clap, so a bad value (NaN included) is a usage error (exit 2).
+fn parse_probability(s: &str) -> std::result::Result<f64, String> {
+    let t: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("{t} is outside 0..1 (it is a mean probability)"))
+    }
 }
 
 fn parse_method(s: &str) -> std::result::Result<ClusterMethod, String> {

@@ -6,7 +6,22 @@ use std::process::ExitCode;
 
 pub use batch_client::batch::BatchArgs;
 
-/// Runs the batch; workers are started as `wildcards-gen batch --worker`.
+/// Runs the batch; workers are started as `wildcards-gen batch --worker` (with env
+/// `WILDCARDS_BATCH_WORKER=1`).
 pub fn run(args: BatchArgs) -> ExitCode {
     batch_client::batch::main(args, &["batch"])
+}
+
+/// In a worker process of `wildcards-gen batch`: the worker's command line (the program name,
+/// then what follows `batch`), for [`batch_client::batch::worker_main`].
+pub fn worker_args() -> Option<Vec<std::ffi::OsString>> {
+    if !batch_client::batch::is_worker_process() {
+        return None;
+    }
+    let mut args = std::env::args_os();
+    let program = args.next()?;
+    if args.next()? != "batch" {
+        return None;
+    }
+    Some(std::iter::once(program).chain(args).collect())
 }

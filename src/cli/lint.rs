@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use wildcards_core::output::{read_yaml, to_yaml, write_atomic};
 use wildcards_core::params::OutlierMethod;
@@ -44,7 +44,7 @@ pub struct LintArgs {
     pub clean: bool,
 
     /// Where --clean writes the cleaned skeleton.
-    #[arg(short, long, value_name = "OUT")]
+    #[arg(short, long, value_name = "OUT", requires = "clean")]
     pub output: Option<PathBuf>,
 
     #[command(flatten)]
@@ -59,9 +59,6 @@ pub enum ReportFormat {
 
 impl LintArgs {
     pub fn run(&self) -> Result<()> {
-        if self.output.is_some() && !self.clean {
-            bail!("--output is only used with --clean; add --clean to write a cleaned copy");
-        }
         let mut tree = read_yaml(&self.file)?;
         let wordnet = match self.outlier_method {
             OutlierMethod::Typicality => load_wordnet(self.wordnet_dir.as_deref()),

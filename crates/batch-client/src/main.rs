@@ -14,5 +14,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    if batch::is_worker_process() {
+        return batch::worker_main(std::env::args_os());
+    }
     batch::main(Cli::parse().batch, &[])
 }
