@@ -76,17 +76,43 @@ impl ArrangeArgs {
         }
         let yaml = to_yaml(&root)?;
         eprintln!(
-            "{} terms: {} groups, {} left over ({})",
+            "{} terms: {} groups, {} left over{}",
             terms.len(),
             arrangement.groups.len(),
             arrangement.leftovers.len(),
-            arrangement.stats.names.join(", ")
+            names_in_brief(&arrangement.stats.names, SUMMARY_NAMES_CHARS)
         );
         match &self.output {
             Some(out) => write_atomic(out, yaml.as_bytes())?,
             None => batch_client::out!("{yaml}"),
         }
         Ok(())
+    }
+}
+
+/// How much of the group names the summary line shows: it stays one readable line however many
+/// groups there are (all names are in the output file).
+const SUMMARY_NAMES_CHARS: usize = 80;
+
+/// ` (a, b, c)`, or ` (a, b, and 7 more)` once the names would pass `max_chars`; empty for none.
+fn names_in_brief(names: &[String], max_chars: usize) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut shown: Vec<&str> = Vec::new();
+    let mut used = 0;
+    for name in names {
+        let len = name.chars().count() + 2;
+        if !shown.is_empty() && used + len > max_chars {
+            break;
+        }
+        shown.push(name);
+        used += len;
+    }
+    let rest = names.len() - shown.len();
+    match rest {
+        0 => format!(" ({})", shown.join(", ")),
+        _ => format!(" ({}, and {rest} more)", shown.join(", ")),
     }
 }
 
@@ -178,6 +204,18 @@ fn parse_method(s: &str) -> std::result::Result<ClusterMethod, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_names_stay_short() {
+        let names: Vec<String> = (0..200).map(|i| format!("Group number {i}")).collect();
+        let brief = names_in_brief(&names, SUMMARY_NAMES_CHARS);
+        assert!(brief.chars().count() < 120, "{brief}");
+        assert!(brief.starts_with(" (Group number 0, Group number 1, "), "{brief}");
+        assert!(brief.ends_with(" more)"), "{brief}");
+        let few = ["Birds".to_string(), "Fish".to_string()];
+        assert_eq!(names_in_brief(&few, SUMMARY_NAMES_CHARS), " (Birds, Fish)");
+        assert_eq!(names_in_brief(&[], SUMMARY_NAMES_CHARS), "");
+    }
 
     #[test]
     fn terms_from_lines_and_yaml() {

@@ -103,6 +103,11 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Run a manifest of more than 1,000 jobs (without it such a batch stops and says how big
+    /// it is, so a mistyped axis does not start hours of work).
+    #[arg(long)]
+    pub yes: bool,
+
     /// Write outputs and the report here instead of the manifest's `config.output_dir`.
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -206,6 +211,10 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
         print_dry_run(&manifest);
         return ExitCode::from(EXIT_OK);
     }
+    if manifest.jobs.len() > CONFIRM_ABOVE_JOBS && !args.yes {
+        eprintln!("error: {}", too_many_jobs(&manifest, args.workers));
+        return ExitCode::from(EXIT_USAGE);
+    }
     match run(&args, &manifest, invocation) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -213,6 +222,30 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
             ExitCode::from(EXIT_JOBS_FAILED)
         }
     }
+}
+
+/// A batch of more jobs than this runs only with `--yes`.
+pub const CONFIRM_ABOVE_JOBS: usize = 1000;
+
+/// Rough cost of one job for the `--yes` question: a smart Tencent job takes 0.3-3 s and
+/// writes 0.2-0.35 MB (skeleton and stats; see the README's figures); semantic jobs take longer.
+const SECONDS_PER_JOB: f64 = 2.0;
+const MB_PER_JOB: f64 = 0.3;
+
+/// The refusal of a batch above [`CONFIRM_ABOVE_JOBS`]: how many jobs, a rough time and size.
+fn too_many_jobs(m: &Manifest, workers: u16) -> String {
+    let jobs = m.jobs.len();
+    let minutes = jobs as f64 * SECONDS_PER_JOB / f64::from(workers.max(1)) / 60.0;
+    format!(
+        "{} expands to {jobs} jobs (more than {CONFIRM_ABOVE_JOBS}): roughly {minutes:.0} min on \
+         {workers} worker{} at ~{SECONDS_PER_JOB:.0} s a job (semantic jobs take longer) and \
+         ~{:.0} MB of outputs in {}; run again with --yes to run them all, or check the grid \
+         with --dry-run",
+        m.path.display(),
+        if workers == 1 { "" } else { "s" },
+        jobs as f64 * MB_PER_JOB,
+        m.config.output_dir.display()
+    )
 }
 
 /// The manifest with its outputs moved from `config.output_dir` to `dir` (`--output-dir`).
