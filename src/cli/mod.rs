@@ -14,6 +14,7 @@ pub mod batch;
 pub mod compare;
 pub mod dataset;
 pub mod embedding;
+pub mod files;
 pub mod lint;
 pub mod params;
 

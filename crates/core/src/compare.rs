@@ -64,11 +64,11 @@ pub fn compare_trees(a: &TaxonomyNode, b: &TaxonomyNode) -> Comparison {
     }
 }
 
-/// Reads two skeleton YAML files and compares them.
+/// Reads two skeleton files (YAML or the tool's JSONL) and compares them.
 pub fn compare_files(a: &Path, b: &Path) -> Result<Comparison> {
-    let ta = crate::output::read_yaml(a)?;
-    let tb = crate::output::read_yaml(b)?;
-    Ok(compare_trees(&ta, &tb))
+    let ta = crate::skeleton::read_skeleton(a)?;
+    let tb = crate::skeleton::read_skeleton(b)?;
+    Ok(compare_trees(&ta.tree, &tb.tree))
 }
 
 /// Normalised item -> category path (names below the top node joined by ` > `), first

@@ -11,12 +11,14 @@
 
 pub mod compare;
 pub mod datasets;
+pub mod edit;
 pub mod generate;
 pub mod output;
 pub mod params;
 pub mod run;
 pub mod semantic;
 pub mod shaper;
+pub mod skeleton;
 pub mod smart;
 pub mod stats;
 pub mod taxonomy;
