@@ -202,6 +202,15 @@ fn the_worker_mode_is_not_reachable_by_a_typo_of_workers() {
         );
         assert!(started.elapsed() < Duration::from_secs(30));
     }
+    // `wildcards-gen batch` starts its own workers as `wildcards-gen batch --worker`.
+    std::fs::write(
+        &manifest,
+        "config: {output_dir: out, dataset: coco}\njobs:\n  - name: a\n    params: {smart: true}\n",
+    )
+    .expect("write");
+    let out = run("wildcards-gen", &["batch", m, "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("out/coco_a.yaml").is_file());
     // The variable alone is no way in either.
     let out = Command::new(binary("batch-client"))
         .arg(m)
