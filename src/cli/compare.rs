@@ -6,15 +6,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use wildcards_core::compare::{compare_files, to_json, to_markdown};
+use wildcards_core::compare::{compare_trees, to_json, to_markdown};
+use wildcards_core::skeleton::read_skeleton;
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// First skeleton (YAML).
+    /// First skeleton (YAML, or the JSONL `dataset --format jsonl` writes).
     #[arg(value_name = "A.yaml")]
     pub a: PathBuf,
 
-    /// Second skeleton (YAML).
+    /// Second skeleton (YAML or JSONL).
     #[arg(value_name = "B.yaml")]
     pub b: PathBuf,
 
@@ -32,7 +33,13 @@ pub enum ReportFormat {
 impl CompareArgs {
     /// Prints the comparison to stdout.
     pub fn run(&self) -> Result<()> {
-        let c = compare_files(&self.a, &self.b)?;
+        let (a, b) = (read_skeleton(&self.a)?, read_skeleton(&self.b)?);
+        for (path, skeleton) in [(&self.a, &a), (&self.b, &b)] {
+            for note in &skeleton.notes {
+                eprintln!("note: {}: {note}", path.display());
+            }
+        }
+        let c = compare_trees(&a.tree, &b.tree);
         let (a, b) = (self.a.display().to_string(), self.b.display().to_string());
         match self.format {
             ReportFormat::Markdown => batch_client::out!("{}", to_markdown(&c, &a, &b)),

@@ -21,7 +21,9 @@ use wildcards_core::stats::{hierarchy_stats, suggest_thresholds, Event, EventKin
 use wildcards_core::wordnet::WordNet;
 
 use super::embedding::ServerArgs;
+use super::files::{check_output, is_stdout, shown};
 use super::params::{self, ParamArgs};
+use super::UsageError;
 
 #[derive(Debug, Args)]
 pub struct DatasetArgs {
@@ -103,7 +105,8 @@ impl DatasetArgs {
 /// parameter (where to write, the server, the folders, the analysis).
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
-    /// Output file (default: <dataset>.yaml or <dataset>.jsonl in the current folder).
+    /// Output file (default: <dataset>.yaml or <dataset>.jsonl in the current folder; `-`:
+    /// stdout). Without --format, a .jsonl name writes JSONL. Its folder must exist.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -157,8 +160,21 @@ impl GenerateArgs {
     /// the shared job runner: writes the output (and, with `--analyze`, lints it and writes
     /// the stats) and prints a summary.
     pub fn run(&self, dataset: Dataset, extra: Params) -> Result<()> {
-        let cfg = self.params()?.merged_with(&extra).resolve(dataset);
+        let mut params = self.params()?.merged_with(&extra);
+        if params.format.is_none() {
+            params.format = self.output.as_deref().and_then(format_of_name);
+        }
+        let cfg = params.resolve(dataset);
         let output = self.output.clone().unwrap_or_else(|| default_output(dataset, cfg.format));
+        if is_stdout(&output) && self.analyze {
+            return Err(UsageError(
+                "--analyze writes <output stem>.stats.json beside the output; give -o a file \
+                 name, not -"
+                    .into(),
+            )
+            .into());
+        }
+        check_output(&output)?;
         let data_dir = download::data_dir(self.data_dir.as_deref())?;
         let wordnet = Arc::new(WordNet::locate(self.wordnet_dir.as_deref())?);
 
@@ -191,7 +207,10 @@ impl GenerateArgs {
             started: std::time::Instant::now(),
             stats_extra: None,
         };
-        let result = run_job(&request, &ctx, &|s| spinner.set_message(format!("{dataset}: {s}")));
+        let result = match is_stdout(&output) {
+            true => to_stdout(&cfg, &ctx, request.started),
+            false => run_job(&request, &ctx, &|s| spinner.set_message(format!("{dataset}: {s}"))),
+        };
         spinner.finish_and_clear();
         let result = result?;
         if !self.quiet {
@@ -204,6 +223,27 @@ impl GenerateArgs {
             eprintln!("{}", summary(&cfg, &output, &result.generated));
         }
         Ok(())
+    }
+}
+
+/// `-o -`: the skeleton generated and printed (nothing written, so no stats and no lint).
+fn to_stdout(
+    cfg: &Config,
+    ctx: &GenerateContext,
+    started: std::time::Instant,
+) -> Result<JobResult> {
+    let generated = wildcards_core::generate::generate(cfg, ctx)?;
+    batch_client::out!("{}", generated.text);
+    let duration_s = started.elapsed().as_secs_f64();
+    Ok(JobResult { generated, lint: None, stats_path: None, duration_s })
+}
+
+/// The format an output name implies: `.jsonl` / `.ndjson` JSONL, `.yaml` / `.yml` YAML.
+fn format_of_name(path: &Path) -> Option<Format> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "jsonl" | "ndjson" => Some(Format::Jsonl),
+        "yaml" | "yml" => Some(Format::Yaml),
+        _ => None,
     }
 }
 
@@ -235,7 +275,7 @@ fn summary(cfg: &Config, output: &Path, g: &Generated) -> String {
     format!(
         "wrote {} ({}, {mode}): {} categories, {} leaf lists, {} items, max depth {}, {} bytes; \
          generated in {:.2} s",
-        output.display(),
+        shown(output),
         cfg.dataset,
         g.stats.categories,
         g.stats.leaf_lists,

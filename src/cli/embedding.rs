@@ -1,10 +1,11 @@
 //! `--server` for the commands that need sentence embeddings (dataset with semantic options
 //! or `--analyze`, lint, arrange): connect to a running embed-server, or start a private one
 //! for this run when nothing answers (batch-client's rules, through the same code). A server
-//! started with `--api-key-file` needs its token in `WILDCARDS_EMBED_TOKEN`.
+//! started with `--api-key-file` needs its token: `--token-file FILE`, else env
+//! `WILDCARDS_EMBED_TOKEN`.
 
 use anyhow::Result;
-use batch_client::embedder::Session;
+use batch_client::embedder::{Access, Session};
 use clap::Args;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -20,6 +21,11 @@ pub struct ServerArgs {
     /// every few seconds meanwhile.
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: Option<f64>,
+
+    /// File holding the token of a server started with --api-key-file (default: env
+    /// WILDCARDS_EMBED_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -33,8 +39,11 @@ impl ServerArgs {
     /// An embedder for this run: the named (or default) server when it answers its health
     /// check, else a private embed-server started beside this executable.
     pub fn connect(&self) -> Result<Session> {
-        let timeout = self.timeout.map(std::time::Duration::from_secs_f64);
-        Session::connect(self.server.as_deref(), &private_server_log(), timeout)
+        let access = Access {
+            timeout: self.timeout.map(std::time::Duration::from_secs_f64),
+            token_file: self.token_file.clone(),
+        };
+        Session::connect(self.server.as_deref(), &private_server_log(), &access)
     }
 }
 

@@ -1,22 +1,25 @@
-//! `wildcards-gen lint FILE`: semantic outliers of every item list of a skeleton, and
-//! `--clean -o OUT` to write the skeleton without them (instruction comments kept).
+//! `wildcards-gen lint FILE`: semantic outliers of every item list of a skeleton (YAML, or the
+//! tool's JSONL), and `--clean -o OUT` to write the file without them: an edit of its text
+//! that deletes the flagged items' lines and keeps every other byte (see
+//! [`wildcards_core::edit`]); where that cannot be done, an error and nothing written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use wildcards_core::output::{read_yaml, to_yaml, write_atomic};
+use wildcards_core::edit::without_flagged;
 use wildcards_core::params::OutlierMethod;
-use wildcards_core::semantic::lint::{lint_tree, remove_outliers};
+use wildcards_core::semantic::lint::{lint_tree, LintReport};
 use wildcards_core::semantic::outliers::Scoring;
-use wildcards_core::taxonomy::TaxonomyNode;
+use wildcards_core::skeleton::{read_skeleton, Skeleton};
 use wildcards_core::wordnet::WordNet;
 
 use super::embedding::ServerArgs;
+use super::files::{check_output, is_stdout, shown, write_output};
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// Skeleton YAML file to check.
+    /// Skeleton file to check: YAML, or the JSONL `dataset --format jsonl` writes.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
@@ -39,12 +42,13 @@ pub struct LintArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
     pub format: ReportFormat,
 
-    /// Write the skeleton without the outliers to --output (comments and order kept).
+    /// Write the file without the outliers to --output: their lines are deleted, every other
+    /// byte is kept (comments, quoting, order); refused where an item is not a line of its own.
     #[arg(long, requires = "output")]
     pub clean: bool,
 
-    /// Where --clean writes the cleaned skeleton.
-    #[arg(short, long, value_name = "OUT")]
+    /// Where --clean writes the cleaned file (`-`: stdout, and the report goes to stderr).
+    #[arg(short, long, value_name = "OUT", requires = "clean")]
     pub output: Option<PathBuf>,
 
     #[command(flatten)]
@@ -59,10 +63,13 @@ pub enum ReportFormat {
 
 impl LintArgs {
     pub fn run(&self) -> Result<()> {
-        if self.output.is_some() && !self.clean {
-            bail!("--output is only used with --clean; add --clean to write a cleaned copy");
+        if let Some(out) = &self.output {
+            check_output(out)?;
         }
-        let mut tree = read_yaml(&self.file)?;
+        let skeleton = read_skeleton(&self.file)?;
+        for note in &skeleton.notes {
+            eprintln!("note: {}: {note}", self.file.display());
+        }
         let wordnet = match self.outlier_method {
             OutlierMethod::Typicality => load_wordnet(self.wordnet_dir.as_deref()),
             OutlierMethod::Glosh => None,
@@ -73,31 +80,36 @@ impl LintArgs {
             wordnet: wordnet.as_ref(),
         };
         let embedder = self.server.connect()?;
-        let report = lint_tree(&tree, &*embedder.embedder(), &scoring)?;
-        match self.format {
-            ReportFormat::Markdown => batch_client::out!("{}", report.to_markdown()),
-            ReportFormat::Json => batch_client::outln!("{}", report.to_json()),
+        let report = lint_tree(&skeleton.tree, &*embedder.embedder(), &scoring)?;
+        let to_stderr = self.output.as_deref().is_some_and(is_stdout);
+        let text = match self.format {
+            ReportFormat::Markdown => report.to_markdown(),
+            ReportFormat::Json => format!("{}\n", report.to_json()),
+        };
+        match to_stderr {
+            true => eprint!("{text}"),
+            false => batch_client::out!("{text}"),
         }
         if let (true, Some(out)) = (self.clean, &self.output) {
-            let removed = remove_outliers(&mut tree, &report);
-            write_atomic(out, skeleton_yaml(&tree)?.as_bytes())?;
-            eprintln!("wrote {} ({removed} outliers removed)", out.display());
+            self.write_cleaned(&skeleton, &report, out)?;
         }
         Ok(())
     }
-}
 
-/// The skeleton as YAML; a root without a name (a file with several top-level keys) is
-/// written as those keys.
-fn skeleton_yaml(tree: &TaxonomyNode) -> Result<String> {
-    if !tree.name.is_empty() {
-        return to_yaml(tree);
+    /// `--clean`: the file less the flagged items' lines, or an error saying why it cannot be
+    /// done (nothing written).
+    fn write_cleaned(&self, skeleton: &Skeleton, report: &LintReport, out: &Path) -> Result<()> {
+        let (text, removed) = without_flagged(skeleton, report).with_context(|| {
+            format!(
+                "--clean: cannot remove the flagged items from {} by deleting their lines; \
+                 nothing was written (remove them by hand: they are in the report)",
+                self.file.display()
+            )
+        })?;
+        write_output(out, &text)?;
+        eprintln!("wrote {} ({removed} outliers removed)", shown(out));
+        Ok(())
     }
-    let mut out = String::new();
-    for child in &tree.children {
-        out.push_str(&to_yaml(child)?);
-    }
-    Ok(out)
 }
 
 /// WordNet for the membership check; a note (not an error) when there is none.

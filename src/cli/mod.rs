@@ -1,7 +1,9 @@
 //! The `wildcards-gen` command line: one clap-derive subcommand per module.
 //!
-//! Errors are printed as one line (`error: ...`) and give exit code 1; usage errors (unknown
-//! flag, bad value) give exit code 2, also as one line plus a pointer to `--help`.
+//! Runtime errors are printed as one line (`error: ...`) and give exit code 1. Usage errors give
+//! exit code 2: clap's own (unknown flag, missing argument, bad value) exactly as clap renders
+//! them, with the usage line and its "did you mean" tips; the commands' own checks (a flag that
+//! would do nothing) as one line plus a pointer to `--help`. SIGINT exits 130, SIGTERM 143.
 
 use std::process::ExitCode;
 
@@ -12,6 +14,7 @@ pub mod batch;
 pub mod compare;
 pub mod dataset;
 pub mod embedding;
+pub mod files;
 pub mod lint;
 pub mod params;
 pub mod view;
@@ -62,9 +65,36 @@ impl Command {
     }
 }
 
+/// The end of `--help`: the exit statuses, the same for every subcommand but `batch` (whose
+/// own help lists its statuses).
+pub const EXIT_HELP: &str = "Exit status: 0 success, 1 runtime failure (a file, the server, the \
+data), 2 usage error (nothing was run or written), 130 stopped by Ctrl-C (SIGINT), 143 stopped \
+by SIGTERM.";
+
+/// `cmd` and every subcommand below it with [`EXIT_HELP`] at the end of their `--help`, unless
+/// they have an end of their own (`batch`'s manifest help lists its own statuses).
+fn with_exit_help(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    let mut cmd = match cmd.get_after_help() {
+        Some(_) => cmd,
+        None => cmd.after_help(EXIT_HELP),
+    };
+    for name in names {
+        cmd = cmd.mut_subcommand(name, with_exit_help);
+    }
+    cmd
+}
+
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    if let Some(worker_args) = batch::worker_args() {
+        return batch_client::batch::worker_main(worker_args);
+    }
+    let matches = match with_exit_help(<Cli as clap::CommandFactory>::command()).try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return usage_error(e),
+    };
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -85,16 +115,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Ctrl-C (or SIGTERM) ends a command at once with exit status 130: outputs are written
-/// atomically (nothing half-written is left), and a private embed-server ends with us (it
-/// watches the stdin pipe we hold).
+/// Ctrl-C (SIGINT) ends a command at once with exit status 130 and SIGTERM with 143 (128 + the
+/// signal, what a shell reports for a process the signal killed, so callers can tell the two
+/// apart): outputs are written atomically (nothing half-written is left), and a private
+/// embed-server ends with us (it watches the stdin pipe we hold).
 fn stop_on_interrupt() {
-    let installed = ctrlc::set_handler(|| {
-        eprintln!("interrupted");
-        std::process::exit(130);
-    });
-    if let Err(e) = installed {
-        eprintln!("note: cannot handle Ctrl-C ({e}); it will stop the command without a message");
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    eprintln!("{}", if signal == SIGINT { "interrupted" } else { "terminated" });
+                    std::process::exit(128 + signal);
+                }
+            });
+        }
+        Err(e) => {
+            eprintln!(
+                "note: cannot handle Ctrl-C ({e}); it will stop the command without a message"
+            )
+        }
     }
 }
 
@@ -111,25 +151,15 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// Help and version go to stdout as clap renders them; real usage errors become one line.
+/// Help and version go to stdout as clap renders them; usage errors go to stderr whole, as
+/// clap renders them (the problem, the argument's name, "did you mean" tips and the usage
+/// line), with exit code 2.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    let _ = e.print();
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = e.print();
-            ExitCode::SUCCESS
-        }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            ExitCode::from(2)
-        }
-        _ => {
-            let rendered = e.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid usage");
-            let msg = first.trim().trim_start_matches("error: ");
-            eprintln!("error: {msg} (see --help)");
-            ExitCode::from(2)
-        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(2),
     }
 }
 

@@ -118,3 +118,20 @@ matrix:
     // Resumed rows keep the numbers of the run that made them.
     assert!(rows.iter().all(|r| !r["categories"].is_empty()), "{rows:?}");
 }
+
+#[test]
+fn sigterm_writes_the_report_and_exits_143() {
+    let b = Batch::new(
+        "config: {output_dir: out}
+matrix:
+  base_params: {smart: true}
+  axes: {min_leaf_size: [5, 10, 20, 50, 100, 200, 400]}
+",
+    );
+    let (mut child, lines) = b.spawn(&["--workers", "1"]);
+    wait_for_line(&lines, " start ", 2 * MINUTE);
+    signal(child.id(), "-TERM");
+    let status = wait_with_limit(&mut child, MINUTE);
+    assert_eq!(status.code(), Some(143), "SIGTERM exits 143 (Ctrl-C: 130)");
+    assert_eq!(b.summary().len(), 7, "the report of what finished is written");
+}

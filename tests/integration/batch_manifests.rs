@@ -92,3 +92,30 @@ fn dry_run_prints_the_expanded_job_table() {
     );
     assert!(!workspace_root().join("tests/manifests/seed_results").exists());
 }
+
+#[test]
+fn a_grid_above_1000_jobs_needs_yes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("grid.yaml");
+    let axis = |n: usize| (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "config: {{output_dir: out}}\nmatrix:\n  base_params: {{smart: true}}\n  axes:\n    min_leaf_size: [{}]\n    min_depth: [{}]\n",
+        axis(101),
+        axis(10)
+    );
+    std::fs::write(&manifest, text).expect("write manifest");
+    let run = |args: &[&str]| {
+        Command::new(binary("batch-client")).arg(&manifest).args(args).output().expect("run")
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("1010 jobs") && stderr.contains("--yes"), "{stderr}");
+    assert!(stderr.contains(" min on 2 workers") && stderr.contains(" MB of outputs"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "nothing written");
+    // --dry-run needs no --yes; with --yes the batch goes on (here to a folder it cannot use).
+    assert_eq!(run(&["--dry-run"]).status.code(), Some(0));
+    let out = run(&["--yes", "-o", "/proc/no-such-folder"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("--yes"), "{stderr}");
+}

@@ -65,6 +65,22 @@ fn compare_a_file_with_itself_and_with_another_preset() {
 }
 
 #[test]
+fn compare_without_common_items_has_no_ari() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+    std::fs::write(&a, "Pets:\n  Dogs: [beagle, pug]\n  Cats: [tabby]\n").unwrap();
+    std::fs::write(&b, "Birds:\n  - robin\n  - owl\n").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let md = ok(&wildcards_gen(&["compare", a, b]));
+    assert!(md.contains("| adjusted Rand index (category paths of common items) | n/a |"), "{md}");
+    assert!(!md.contains("1.0000"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&wildcards_gen(&["compare", a, b, "--format", "json"]))).unwrap();
+    assert!(json["ari"].is_null(), "{json}");
+    assert_eq!(json["common_items"], 0);
+}
+
+#[test]
 fn compare_errors_name_the_file() {
     let out = wildcards_gen(&["compare", "/nonexistent/a.yaml", "/nonexistent/b.yaml"]);
     assert_eq!(out.status.code(), Some(1));

@@ -301,7 +301,7 @@ fn oversize_requests_get_invalid_argument_and_the_server_keeps_serving() {
 fn a_token_is_required_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("token");
-    std::fs::write(&key, "correct-horse\n").unwrap();
+    std::fs::write(&key, "correct-horse-battery\n").unwrap();
     let server = EmbedServer::start(EmbedServerOptions {
         api_key_file: Some(key.clone()),
         ..Default::default()
@@ -321,7 +321,7 @@ fn a_token_is_required_when_configured() {
 
     let err = server.client().err().expect("no token, no service");
     assert!(format!("{err:#}").contains("WILDCARDS_EMBED_TOKEN"), "{err:#}");
-    let client = server.client_with(|o| o.token = Some("correct-horse".into())).unwrap();
+    let client = server.client_with(|o| o.token = Some("correct-horse-battery".into())).unwrap();
     assert_eq!(client.embed(&["dog".to_string()]).unwrap().vectors.len(), 1);
     // Health stays open so supervisors can probe without the token.
     assert!(embed_api::client::health(&server.address()).unwrap());

@@ -8,6 +8,8 @@ mod batch_manifests;
 mod batch_seed;
 mod batch_server;
 mod batch_support;
+mod cli_forms;
+mod cli_usage;
 mod compare_cli;
 mod embed_server;
 mod params_agree;

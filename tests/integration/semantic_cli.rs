@@ -256,3 +256,107 @@ fn tencent_semantic_generation_is_byte_identical_across_runs() {
         .count();
     assert!(applied > 0, "some lists were arranged into groups");
 }
+
+/// The planted skeleton rewritten by hand: comments, a merge key, an anchor, quoting, a list
+/// at its key's indentation, number-like and null items, a plain value, an empty mapping.
+fn hand_written(planted: &str) -> String {
+    let mut text = String::from(
+        "# hand-written; keep this comment\nextra: &extra\n  Spare:\n    - 42\n    - ~\n",
+    );
+    for line in planted.lines() {
+        text.push_str(line);
+        text.push('\n');
+        if line.starts_with("Test Skeleton:") {
+            text.push_str("  <<: *extra   # merged in\n  Odd: text\n  Empty: {}\n");
+        }
+        if line.starts_with("  Dog:") {
+            text.push_str("    # dogs, by hand\n    - 'golden retriever'   # quoted\n");
+        }
+    }
+    text
+}
+
+/// Lint, then `--clean` with the glosh method at 0.3 (flags exactly the planted items).
+fn lint_clean(file: &Path, out: &str, addr: &str) -> Output {
+    wildcards_gen(&[
+        "lint",
+        file.to_str().unwrap(),
+        "--clean",
+        "-o",
+        out,
+        "--outlier-method",
+        "glosh",
+        "--threshold",
+        "0.3",
+        "--server",
+        addr,
+    ])
+}
+
+#[test]
+fn lint_clean_deletes_only_the_flagged_lines_of_a_hand_written_file() {
+    let server = EmbedServer::uncached().expect("embed-server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("generated.yaml");
+    planted_skeleton(&generated);
+    let original = hand_written(&std::fs::read_to_string(&generated).unwrap());
+    let file = dir.path().join("hand.yaml");
+    std::fs::write(&file, &original).unwrap();
+
+    let cleaned = dir.path().join("clean.yaml");
+    let out = lint_clean(&file, cleaned.to_str().unwrap(), &server.address());
+    ok(&out);
+    let mut want = original.clone();
+    for (_, _, item) in PLANTED {
+        want = want.replacen(&format!("    - {item}\n"), "", 1);
+    }
+    assert_eq!(std::fs::read_to_string(&cleaned).unwrap(), want, "every other byte kept");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`extra > Spare`: 2 items are not strings (42, null)"), "{stderr}");
+    assert!(stderr.contains("`Test Skeleton > Odd` holds one value (\"text\")"), "{stderr}");
+    assert!(stderr.contains("4 outliers removed"), "{stderr}");
+
+    // `-o -`: the cleaned file on stdout, the report on stderr.
+    let out = lint_clean(&file, "-", &server.address());
+    assert_eq!(ok(&out), want);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("# Semantic lint"));
+
+    // A planted item in a flow list cannot be deleted as a line: exit 1, nothing written.
+    let tree = wildcards_core::output::from_yaml(&original).unwrap();
+    let mut snake = None;
+    tree.walk(&mut |n, _| {
+        if n.name == "Snake" {
+            snake = Some(n.items.clone());
+        }
+    });
+    let quoted: Vec<String> = snake.unwrap().iter().map(|t| format!("{t:?}")).collect();
+    let flow = format!("Test Skeleton:\n  Snake: [{}]\n", quoted.join(", "));
+    std::fs::write(&file, flow).unwrap();
+    let refused = dir.path().join("refused.yaml");
+    let out = lint_clean(&file, refused.to_str().unwrap(), &server.address());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("flow style") && stderr.contains("nothing was written"), "{stderr}");
+    assert!(!refused.exists());
+}
+
+#[test]
+fn lint_reads_and_cleans_the_tools_jsonl() {
+    let server = EmbedServer::uncached().expect("embed-server starts");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("planted.yaml");
+    planted_skeleton(&yaml);
+    let tree = wildcards_core::output::read_yaml(&yaml).unwrap();
+    let jsonl = wildcards_core::output::to_jsonl(&tree).unwrap();
+    let file = dir.path().join("planted.jsonl");
+    std::fs::write(&file, &jsonl).unwrap();
+    let cleaned = dir.path().join("clean.jsonl");
+    ok(&lint_clean(&file, cleaned.to_str().unwrap(), &server.address()));
+    let want: String = jsonl
+        .lines()
+        .filter(|l| !PLANTED.iter().any(|(_, _, p)| l.contains(&format!("\"text\":\"{p}\""))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(jsonl.lines().count() - want.lines().count(), PLANTED.len());
+    assert_eq!(std::fs::read_to_string(&cleaned).unwrap(), want);
+}

@@ -3,7 +3,7 @@
 //! what a job embedded, and the [`Session`] the `wildcards-gen` commands use (a running
 //! server, or a private one started for the command).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +12,25 @@ use embed_api::client::{ClientOptions, EmbedClient, WaitNotice};
 use wildcards_core::semantic::embedder::{Embedder, Embeddings};
 
 use crate::server::{find_or_start, PrivateServer};
+
+/// How a command reaches its server beyond the address: a request timeout and a token file
+/// (`--timeout`, `--token-file`; `None`: env `WILDCARDS_EMBED_TIMEOUT` / `WILDCARDS_EMBED_TOKEN`).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub timeout: Option<std::time::Duration>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl Access {
+    /// The token of `--token-file`, read now (an unreadable or empty file is an error naming
+    /// it), or `None` to fall back on the environment.
+    pub fn token(&self) -> Result<Option<String>> {
+        match &self.token_file {
+            Some(path) => Ok(Some(embed_api::client::read_token_file(path)?)),
+            None => Ok(None),
+        }
+    }
+}
 
 /// The gRPC client behind the [`Embedder`] trait.
 pub struct GrpcEmbedder {
@@ -23,13 +42,16 @@ impl GrpcEmbedder {
     /// ([`embed_api::client::DEFAULT_RETRY_FOR`]); the token, when the server needs one,
     /// comes from env `WILDCARDS_EMBED_TOKEN`.
     pub fn connect(addr: &str) -> Result<Self> {
-        Self::connect_with(addr, None)
+        Self::connect_with(addr, &Access::default())
     }
 
     /// [`Self::connect`] with a request timeout other than `WILDCARDS_EMBED_TIMEOUT` or the
-    /// default. Long waits are said on stderr ("waiting for the embed-server at ...").
-    pub fn connect_with(addr: &str, timeout: Option<std::time::Duration>) -> Result<Self> {
-        let mut options = ClientOptions::from_env(Some(addr), None);
+    /// default, and a token other than `WILDCARDS_EMBED_TOKEN` (from `--token-file`). Long
+    /// waits are said on stderr ("waiting for the embed-server at ...").
+    pub fn connect_with(addr: &str, access: &Access) -> Result<Self> {
+        let token = access.token()?;
+        let mut options = ClientOptions::from_env(Some(addr), token.as_deref());
+        let timeout = access.timeout;
         if let Some(t) = timeout {
             options.request_timeout = t;
         }
@@ -94,18 +116,16 @@ pub struct Session {
 impl Session {
     /// The server named by `flag` (else env, else the default) when it answers, else a
     /// private one with its log at `log`; notes go to stderr.
-    pub fn connect(
-        flag: Option<&str>,
-        log: &Path,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Self> {
+    pub fn connect(flag: Option<&str>, log: &Path, access: &Access) -> Result<Self> {
+        // A bad token file is said before a private server is started for nothing.
+        access.token()?;
         let say = |s: &str| {
             if !s.starts_with("using ") {
                 eprintln!("note: {s}");
             }
         };
         let choice = find_or_start(flag, log, &say)?;
-        let embedder = Arc::new(GrpcEmbedder::connect_with(&choice.addr, timeout)?);
+        let embedder = Arc::new(GrpcEmbedder::connect_with(&choice.addr, access)?);
         Ok(Self { embedder, _private: choice.private })
     }
 

@@ -16,5 +16,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    if batch::is_worker_process() {
+        return batch::worker_main(std::env::args_os());
+    }
     Cli::parse().batch.run(&[])
 }

@@ -98,7 +98,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, Box<ManifestError>> {
     let raw: RawManifest = if text.trim().is_empty() {
         return Err(error_at(path, text, &[], "the manifest is empty", EMPTY_FIX));
     } else {
-        serde_norway::from_str(text).map_err(|e| from_serde(path, &e))?
+        serde_norway::from_str(text).map_err(|e| from_serde(path, text, &e))?
     };
     if raw.config.is_none() && raw.jobs.is_none() && raw.matrix.is_none() {
         return Err(error_at(path, text, &[], "the manifest is empty", EMPTY_FIX));
@@ -368,7 +368,8 @@ fn error_at(file: &Path, text: &str, path: &[Seg], message: &str, fix: &str) -> 
 
 /// Turns a serde_norway error (syntax, wrong type, unknown key) into a [`ManifestError`]: its
 /// message already starts with the field path; the position moves to the front, a fix is added.
-fn from_serde(file: &Path, e: &serde_norway::Error) -> Box<ManifestError> {
+/// A duplicate key is reported at the mapping's start; the position is moved to the repeated key.
+fn from_serde(file: &Path, text: &str, e: &serde_norway::Error) -> Box<ManifestError> {
     let mut message = e.to_string();
     let (line, column) = match e.location() {
         Some(l) => {
@@ -376,7 +377,10 @@ fn from_serde(file: &Path, e: &serde_norway::Error) -> Box<ManifestError> {
             if let Some(stripped) = message.strip_suffix(&suffix) {
                 message = stripped.to_string();
             }
-            (Some(l.line()), Some(l.column()))
+            let repeated = duplicate_key_name(&message)
+                .and_then(|k| second_key_position(text, (l.line(), l.column()), k));
+            let (line, column) = repeated.unwrap_or((l.line(), l.column()));
+            (Some(line), Some(column))
         }
         None => (None, None),
     };
@@ -417,6 +421,87 @@ fn serde_fix(message: &str) -> String {
         return "remove the repeated key (each key may appear once per mapping)".into();
     }
     "fix the YAML syntax near that line (indentation, a missing `:` or an unclosed quote)".into()
+}
+
+/// The key a "duplicate field `k`" / "duplicate entry with key \"k\"" message names.
+fn duplicate_key_name(message: &str) -> Option<&str> {
+    between(message, "duplicate field `", "`")
+        .or_else(|| between(message, "duplicate entry with key \"", "\""))
+}
+
+/// Where `key` appears the second time in the mapping that starts at `start` (line, column,
+/// one-based): a block mapping's keys are the lines at its column until the text dedents; a
+/// flow mapping's are the `key:` entries at its top level. serde_norway only gives the
+/// mapping's start, which is the first key, not the repeated one.
+fn second_key_position(text: &str, start: (usize, usize), key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.get(start.0.checked_sub(1)?)?;
+    let offset = first.char_indices().nth(start.1.checked_sub(1)?).map(|(i, _)| i)?;
+    if first[offset..].starts_with('{') {
+        let col = flow_keys(&first[offset..]).into_iter().filter(|(k, _)| k == key).nth(1)?.1;
+        return Some((start.0, start.1 + first[offset..offset + col].chars().count()));
+    }
+    let indent = offset;
+    let mut seen = 0;
+    for (i, line) in lines.iter().enumerate().skip(start.0 - 1) {
+        let trimmed = line.trim_start();
+        let here = line.len() - trimmed.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') || (i == start.0 - 1 && here < indent) {
+            continue;
+        }
+        let body = if i == start.0 - 1 { &line[indent..] } else { trimmed };
+        if i != start.0 - 1 && here < indent {
+            break;
+        }
+        if (here == indent || i == start.0 - 1) && plain_key(body) == Some(key) {
+            seen += 1;
+            if seen == 2 {
+                return Some((i + 1, indent + 1));
+            }
+        }
+    }
+    None
+}
+
+/// The key of a `key: value` line (quotes removed), if it is one.
+fn plain_key(line: &str) -> Option<&str> {
+    let (k, _) = line.split_once(':')?;
+    Some(k.trim().trim_matches(|c| c == '"' || c == '\''))
+}
+
+/// The top-level `key:` entries of a flow mapping `{a: 1, b: {c: 2}}`, with their byte offsets.
+fn flow_keys(s: &str) -> Vec<(String, usize)> {
+    let mut keys = Vec::new();
+    let (mut depth, mut entry_start) = (0usize, None);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' | '[' => {
+                depth += 1;
+                if depth == 1 {
+                    entry_start = Some(i + 1);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => entry_start = Some(i + 1),
+            ':' if depth == 1 => {
+                if let Some(from) = entry_start.take() {
+                    let raw = &s[from..i];
+                    let pos = from + raw.len() - raw.trim_start().len();
+                    keys.push((
+                        raw.trim().trim_matches(|c| c == '"' || c == '\'').to_string(),
+                        pos,
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -487,6 +572,13 @@ impl Validator<'_> {
     fn check_name(&self, name: &str, at: &[Seg]) -> Check {
         if name.trim().is_empty() {
             return Err(self.err(at, "a job name cannot be empty", "give the job a name"));
+        }
+        if name.contains(['\n', '\r']) {
+            return Err(self.err(
+                at,
+                &format!("job name {name:?} has a line break; a job name is one line"),
+                "write the name on one line (a `|` or `>` block, or a quoted \\n, makes several)",
+            ));
         }
         let bad = name.chars().find(|c| matches!(c, '/' | '\\' | ':') || c.is_control());
         if bad.is_some() || name.contains("..") || name.starts_with('.') {
@@ -905,6 +997,27 @@ matrix:
         assert!(!off.config.html && !off.jobs[0].wants_viewer());
         let jsonl = parse_ok("jobs:\n  - {name: a, params: {format: jsonl}}\n");
         assert!(jsonl.jobs[0].html && !jsonl.jobs[0].wants_viewer(), "no viewer for JSONL");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_reported_at_its_second_line() {
+        let e = parse_err("config:\n  output_dir: out\n  dataset: coco\n  # x\n  dataset: tencent\njobs:\n  - name: a\n");
+        assert_eq!((e.line, e.column), (Some(5), Some(3)), "{e}");
+        assert!(e.message.contains("duplicate field `dataset`"), "{e}");
+        let e = parse_err("jobs:\n  - name: a\n    params:\n      smart: true\n      depth: 3\n      smart: false\n");
+        assert_eq!((e.line, e.column), (Some(6), Some(7)), "{e}");
+        let e =
+            parse_err("jobs:\n  - name: a\n    params: {smart: true, depth: 3, smart: false}\n");
+        assert_eq!((e.line, e.column), (Some(3), Some(37)), "{e}");
+    }
+
+    #[test]
+    fn a_job_name_with_a_line_break_has_its_own_message() {
+        let e = parse_err("jobs:\n  - name: \"base\\nline\"\n    params: {}\n");
+        assert!(e.message.contains("has a line break"), "{e}");
+        assert!(!e.message.contains("outside output_dir"), "{e}");
+        let e = parse_err("jobs:\n  - name: |\n      two\n      lines\n");
+        assert!(e.message.contains("has a line break"), "{e}");
     }
 
     #[test]

@@ -162,7 +162,10 @@ pub const BASELINE_COLUMNS: &[&str] = &["jaccard_vs_baseline", "ari_vs_baseline"
 /// The baseline cells of a record (empty when it was not compared).
 fn baseline_cells(r: &JobRecord) -> [String; 2] {
     match &r.vs_baseline {
-        Some(c) => [format!("{:.4}", c.jaccard), format!("{:.4}", c.ari)],
+        Some(c) => [
+            format!("{:.4}", c.jaccard),
+            c.ari.map_or_else(|| "n/a".to_string(), |a| format!("{a:.4}")),
+        ],
         None => [String::new(), String::new()],
     }
 }
@@ -519,7 +522,10 @@ mod tests {
         std::fs::write(&recs[1].spec.output, "root:\n  x: [a, b, c]\n  y: [d, e]\n").unwrap();
         // b failed: only a is compared (with itself).
         assert!(compare_with_baseline(&mut recs, "a").is_empty());
-        assert_eq!(recs[0].vs_baseline.as_ref().map(|c| (c.jaccard, c.ari)), Some((1.0, 1.0)));
+        assert_eq!(
+            recs[0].vs_baseline.as_ref().map(|c| (c.jaccard, c.ari)),
+            Some((1.0, Some(1.0)))
+        );
         assert!(recs[1].vs_baseline.is_none());
         let csv = summary_csv(&recs, Some("a")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
@@ -535,7 +541,7 @@ mod tests {
         assert!((c.jaccard - 0.8).abs() < 1e-12);
         let info = RunInfo { baseline: Some("a".into()), ..Default::default() };
         let md = report_md(&info, &recs);
-        assert!(md.contains(&format!("| 0.8000 | {:.4} |  |", c.ari)), "{md}");
+        assert!(md.contains(&format!("| 0.8000 | {:.4} |  |", c.ari.unwrap())), "{md}");
 
         // A failed baseline: no job is compared, and the report says why.
         recs[0].outcome = JobOutcome::failed("boom", 0.1);

@@ -36,8 +36,9 @@ pub struct Comparison {
     pub categories_b: usize,
     /// |A ∩ B| / |A ∪ B|.
     pub jaccard: f64,
-    /// Adjusted Rand index of item -> category path over the common items.
-    pub ari: f64,
+    /// Adjusted Rand index of item -> category path over the common items; `None` when there
+    /// are no common items (no grouping to compare: "n/a", not a perfect 1.0).
+    pub ari: Option<f64>,
 }
 
 /// Compares two trees (see the module docs).
@@ -59,15 +60,15 @@ pub fn compare_trees(a: &TaxonomyNode, b: &TaxonomyNode) -> Comparison {
         categories_a: labels_a.iter().max().map_or(0, |m| m + 1),
         categories_b: labels_b.iter().max().map_or(0, |m| m + 1),
         jaccard,
-        ari: adjusted_rand_index(&labels_a, &labels_b),
+        ari: (!common.is_empty()).then(|| adjusted_rand_index(&labels_a, &labels_b)),
     }
 }
 
-/// Reads two skeleton YAML files and compares them.
+/// Reads two skeleton files (YAML or the tool's JSONL) and compares them.
 pub fn compare_files(a: &Path, b: &Path) -> Result<Comparison> {
-    let ta = crate::output::read_yaml(a)?;
-    let tb = crate::output::read_yaml(b)?;
-    Ok(compare_trees(&ta, &tb))
+    let ta = crate::skeleton::read_skeleton(a)?;
+    let tb = crate::skeleton::read_skeleton(b)?;
+    Ok(compare_trees(&ta.tree, &tb.tree))
 }
 
 /// Normalised item -> category path (names below the top node joined by ` > `), first
@@ -148,7 +149,8 @@ pub fn to_markdown(c: &Comparison, a: &str, b: &str) -> String {
     let _ = writeln!(s, "|---|---:|");
     let _ = writeln!(s, "| common items | {} of {} |", c.common_items, c.union_items);
     let _ = writeln!(s, "| Jaccard (item sets) | {:.4} |", c.jaccard);
-    let _ = writeln!(s, "| adjusted Rand index (category paths of common items) | {:.4} |", c.ari);
+    let ari = c.ari.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+    let _ = writeln!(s, "| adjusted Rand index (category paths of common items) | {ari} |");
     s
 }
 
@@ -205,11 +207,11 @@ mod tests {
     fn compares_item_sets_and_groupings() {
         let a = tree(&[("Dogs", &["beagle", "pug"]), ("Cats", &["tabby", "manx"])]);
         let same = compare_trees(&a, &a);
-        assert_eq!((same.jaccard, same.ari, same.common_items), (1.0, 1.0, 4));
+        assert_eq!((same.jaccard, same.ari, same.common_items), (1.0, Some(1.0), 4));
         // Renamed categories, same grouping, different case: still 1.0 / 1.0.
         let renamed = tree(&[("Felines", &["Manx", "TABBY"]), ("Canines", &["pug", "beagle"])]);
         let c = compare_trees(&a, &renamed);
-        assert_eq!((c.jaccard, c.ari), (1.0, 1.0));
+        assert_eq!((c.jaccard, c.ari), (1.0, Some(1.0)));
         // One item swapped, one extra item.
         let b = tree(&[("Dogs", &["beagle", "pug", "tabby"]), ("Cats", &["manx", "lynx"])]);
         let c = compare_trees(&a, &b);
@@ -217,8 +219,9 @@ mod tests {
         assert_eq!((c.only_in_a, c.only_in_b), (0, 1));
         assert!(close(c.jaccard, 0.8));
         // Over the common items: A = [beagle, manx, pug, tabby] -> [D, C, D, C]; B -> [D, C, D, D].
-        assert!(close(c.ari, adjusted_rand_index(&[0, 1, 0, 1], &[0, 1, 0, 0])));
-        assert!(c.ari < 1.0);
+        let ari = c.ari.unwrap();
+        assert!(close(ari, adjusted_rand_index(&[0, 1, 0, 1], &[0, 1, 0, 0])));
+        assert!(ari < 1.0);
         assert_eq!((c.categories_a, c.categories_b), (2, 2));
     }
 
@@ -234,7 +237,7 @@ mod tests {
         assert_eq!(paths["newt"], "Animal > Other");
         let empty = TaxonomyNode::new("root");
         let c = compare_trees(&empty, &empty);
-        assert_eq!((c.jaccard, c.ari), (1.0, 1.0));
+        assert_eq!((c.jaccard, c.ari), (1.0, None), "nothing in common: no ARI");
     }
 
     #[test]
@@ -248,5 +251,21 @@ mod tests {
         assert_eq!(json["ari"], 1.0);
         assert_eq!(json["a"], "a.yaml");
         assert_eq!(json["common_items"], 2);
+    }
+
+    #[test]
+    fn no_common_item_has_no_ari() {
+        let a = tree(&[("Dogs", &["beagle", "pug"]), ("Cats", &["tabby"])]);
+        let b = tree(&[("Birds", &["robin", "owl"])]);
+        let c = compare_trees(&a, &b);
+        assert_eq!((c.common_items, c.jaccard, c.ari), (0, 0.0, None));
+        let md = to_markdown(&c, "a.yaml", "b.yaml");
+        assert!(
+            md.contains("| adjusted Rand index (category paths of common items) | n/a |"),
+            "{md}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&to_json(&c, "a.yaml", "b.yaml").unwrap()).unwrap();
+        assert!(json["ari"].is_null(), "{json}");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod compare;
 pub mod datasets;
+pub mod edit;
 pub mod generate;
 pub mod output;
 pub mod params;
@@ -18,6 +19,7 @@ pub mod run;
 pub mod semantic;
 pub mod senses;
 pub mod shaper;
+pub mod skeleton;
 pub mod smart;
 pub mod stats;
 pub mod taxonomy;

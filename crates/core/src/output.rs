@@ -170,33 +170,122 @@ fn double_quoted(s: &str) -> String {
 
 /// Reads a skeleton file (see [`from_yaml`]); errors name the file.
 pub fn read_yaml(path: &Path) -> Result<TaxonomyNode> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}: check the path", path.display()))?;
+    let text = read_text(path)?;
     from_yaml(&text).with_context(|| format!("{} is not a skeleton YAML", path.display()))
+}
+
+/// A text file's contents; a folder, a missing file and a binary (or non-UTF-8) file are
+/// errors that say which.
+pub fn read_text(path: &Path) -> Result<String> {
+    if path.is_dir() {
+        bail!("{} is a folder; give a file", path.display());
+    }
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}: check the path", path.display()))?;
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Ok(text),
+        _ => bail!(
+            "{} is not a text file (binary, or not UTF-8); give a skeleton YAML or JSONL file",
+            path.display()
+        ),
+    }
 }
 
 /// Parses a skeleton: a mapping of categories (nested mappings) and item lists. A document
 /// with one top-level key gives that category as the root; several top-level keys go under a
 /// root with an empty name. `# instruction:` comments become the categories' glosses.
 pub fn from_yaml(text: &str) -> Result<TaxonomyNode> {
-    let value: Value = serde_norway::from_str(text).context("invalid YAML")?;
+    from_yaml_noted(text).map(|(tree, _)| tree)
+}
+
+/// [`from_yaml`], and notes on what was read other than as written: items that are numbers,
+/// booleans or null (read as their text), categories holding one plain value (read as a list
+/// of one item). Merge keys (`<<: *base`) are applied, not read as a category named `<<`.
+pub fn from_yaml_noted(text: &str) -> Result<(TaxonomyNode, Vec<String>)> {
+    let mut value: Value = serde_norway::from_str(text).context("invalid YAML")?;
+    merge_keys(&mut value)?;
     let glosses = instruction_comments(text);
     let Value::Mapping(map) = strip_tags(value) else {
         bail!("the document must be a mapping of categories at the top level");
     };
-    let mut path = Vec::new();
+    let mut reader = Reader { path: Vec::new(), glosses: &glosses, notes: Vec::new() };
     let mut root = if map.len() == 1 {
         let (k, v) = map.into_iter().next().expect("one entry");
-        node_from_value(key_string(&k), v, &mut path, &glosses)?
+        reader.node(key_string(&k), v)?
     } else {
         let mut root = TaxonomyNode::new("");
         for (k, v) in map {
-            root.children.push(node_from_value(key_string(&k), v, &mut path, &glosses)?);
+            root.children.push(reader.node(key_string(&k), v)?);
         }
         root
     };
     root.metadata.is_root = true;
-    Ok(root)
+    Ok((root, reader.notes))
+}
+
+/// Applies YAML merge keys (`<<: *base`) in place, keeping the order: the merged entries
+/// take the place of the `<<` key, and keys the mapping sets itself win. (serde_norway's
+/// `apply_merge` moves the mapping's last entry into the `<<` key's place.)
+fn merge_keys(value: &mut Value) -> Result<()> {
+    match value {
+        Value::Mapping(map) => {
+            if map.contains_key("<<") {
+                let old = std::mem::take(map);
+                let own: Vec<Value> =
+                    old.keys().filter(|k| k.as_str() != Some("<<")).cloned().collect();
+                for (k, v) in old {
+                    if k.as_str() != Some("<<") {
+                        map.insert(k, v);
+                        continue;
+                    }
+                    for (mk, mv) in merge_sources(v)? {
+                        if !own.contains(&mk) && !map.contains_key(&mk) {
+                            map.insert(mk, mv);
+                        }
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                merge_keys(v)?;
+            }
+        }
+        Value::Sequence(seq) => seq.iter_mut().try_for_each(merge_keys)?,
+        Value::Tagged(t) => merge_keys(&mut t.value)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The entries a merge key brings: a mapping, or a list of mappings (earlier ones win).
+fn merge_sources(v: Value) -> Result<Vec<(Value, Value)>> {
+    let problem = "a merge key (`<<`) takes a mapping (`<<: *base`) or a list of them";
+    match strip_tags(v) {
+        Value::Mapping(m) => Ok(m.into_iter().collect()),
+        Value::Sequence(seq) => {
+            let mut entries = Vec::new();
+            for item in seq {
+                match strip_tags(item) {
+                    Value::Mapping(m) => entries.extend(m),
+                    _ => bail!(problem),
+                }
+            }
+            Ok(entries)
+        }
+        _ => bail!(problem),
+    }
+}
+
+/// The text of a scalar item or key: strings as they are; numbers, booleans and null as YAML
+/// writes them (`42`, `true`, `null`). `None` for a mapping or a list.
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some("null".to_string()),
+        Value::Tagged(t) => scalar_text(&t.value),
+        Value::Sequence(_) | Value::Mapping(_) => None,
+    }
 }
 
 fn strip_tags(v: Value) -> Value {
@@ -216,37 +305,72 @@ fn key_string(k: &Value) -> String {
     }
 }
 
-fn node_from_value(
-    name: String,
-    value: Value,
-    path: &mut Vec<String>,
-    glosses: &HashMap<Vec<String>, String>,
-) -> Result<TaxonomyNode> {
-    path.push(name.clone());
-    let mut node = TaxonomyNode::new(name);
-    node.metadata = NodeMeta { gloss: glosses.get(path.as_slice()).cloned(), ..Default::default() };
-    match strip_tags(value) {
-        Value::Mapping(map) => {
-            for (k, v) in map {
-                node.children.push(node_from_value(key_string(&k), v, path, glosses)?);
-            }
-        }
-        Value::Sequence(seq) => {
-            for v in seq {
-                match strip_tags(v) {
-                    Value::Mapping(_) | Value::Sequence(_) => bail!(
-                        "`{}`: list entries must be terms, found a nested mapping or list",
-                        path.join(" > ")
-                    ),
-                    scalar => node.items.push(key_string(&scalar)),
+/// Builds nodes from parsed YAML, keeping the path (for glosses and messages) and the notes.
+struct Reader<'g> {
+    path: Vec<String>,
+    glosses: &'g HashMap<Vec<String>, String>,
+    notes: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn node(&mut self, name: String, value: Value) -> Result<TaxonomyNode> {
+        self.path.push(name.clone());
+        let mut node = TaxonomyNode::new(name);
+        let gloss = self.glosses.get(self.path.as_slice()).cloned();
+        node.metadata = NodeMeta { gloss, ..Default::default() };
+        match strip_tags(value) {
+            Value::Mapping(map) => {
+                for (k, v) in map {
+                    node.children.push(self.node(key_string(&k), v)?);
                 }
             }
+            Value::Sequence(seq) => node.items = self.items(seq)?,
+            Value::Null => {}
+            scalar => {
+                let text = scalar_text(&scalar).unwrap_or_default();
+                self.notes.push(format!(
+                    "`{}` holds one value ({text:?}), not a list of items or categories; read \
+                     as a list of one item",
+                    self.path.join(" > ")
+                ));
+                node.items.push(text);
+            }
         }
-        Value::Null => {}
-        scalar => node.items.push(key_string(&scalar)),
+        self.path.pop();
+        Ok(node)
     }
-    path.pop();
-    Ok(node)
+
+    /// The entries of a list as items; those that are not strings are read as their text,
+    /// with a note naming them.
+    fn items(&mut self, seq: Vec<Value>) -> Result<Vec<String>> {
+        let mut items = Vec::with_capacity(seq.len());
+        let mut not_strings = Vec::new();
+        for v in seq {
+            let v = strip_tags(v);
+            let Some(text) = scalar_text(&v) else {
+                bail!(
+                    "`{}`: list entries must be terms, found a nested mapping or list",
+                    self.path.join(" > ")
+                );
+            };
+            if !v.is_string() {
+                not_strings.push(text.clone());
+            }
+            items.push(text);
+        }
+        if !not_strings.is_empty() {
+            self.notes.push(format!(
+                "`{}`: {} not strings ({}); read as their text",
+                self.path.join(" > "),
+                match not_strings.len() {
+                    1 => "1 item is".to_string(),
+                    n => format!("{n} items are"),
+                },
+                not_strings.join(", ")
+            ));
+        }
+        Ok(items)
+    }
 }
 
 /// Maps each category path (keys from the top) to the text of its `# instruction:` comment.
@@ -294,7 +418,7 @@ fn instruction_comments(text: &str) -> HashMap<Vec<String>, String> {
 
 /// Splits `key: rest` into the decoded key and the text after the colon. With `whole`, the
 /// entire text is the key (explicit `? key` form).
-fn split_key(s: &str, whole: bool) -> Option<(String, &str)> {
+pub(crate) fn split_key(s: &str, whole: bool) -> Option<(String, &str)> {
     let (raw_key, after) = match s.chars().next()? {
         '"' => {
             let end = closing_double_quote(s)?;
@@ -428,7 +552,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         // Replacing a file keeps its mode (a shared 0664 output stays 0664).
         let _ = tmp.as_file().set_permissions(old.permissions());
     }
-    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    // The persist error's message is its io error's: say it once.
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -574,6 +701,23 @@ mod tests {
         assert_eq!(t.children[2].items, vec!["tabby"]);
         assert_eq!(t.children[2].metadata.gloss.as_deref(), Some("one item"));
         assert!(t.children[3].is_empty() && t.children[3].metadata.gloss.is_none());
+    }
+
+    #[test]
+    fn non_strings_and_plain_values_are_read_as_text_with_notes() {
+        let text =
+            "base: &b\n  Fish: [koi]\nPets:\n  <<: *b\n  Dogs: [pug, 42, true, ~]\n  Odd: text\n";
+        let (tree, notes) = from_yaml_noted(text).unwrap();
+        let pets = &tree.children[1];
+        let names: Vec<&str> = pets.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["Fish", "Dogs", "Odd"], "the merge key merges, not a category `<<`");
+        assert_eq!(pets.children[1].items, ["pug", "42", "true", "null"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("`Pets > Dogs`: 3 items are not strings (42, true, null)"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("`Pets > Odd` holds one value (\"text\")"), "{notes:?}");
     }
 
     #[test]

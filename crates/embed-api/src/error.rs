@@ -29,7 +29,8 @@ pub enum ClientError {
 
     /// The server wants a (different) token.
     #[error(
-        "embed-server at {uri} refused the call: {message}; set {ENV_TOKEN} (or the token flag) to the server's token"
+        "embed-server at {uri} refused the call: {message}; give the server's token with \
+         --token-file FILE or env {ENV_TOKEN}"
     )]
     Unauthenticated { uri: String, message: String },
 

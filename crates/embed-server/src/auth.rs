@@ -5,7 +5,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tonic::{Request, Status};
 
-/// The token every `Embedder` call must carry as `authorization: Bearer <token>`.
+/// Shortest token a key file may hold: a short token can be guessed by trying.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// The token every `Embedder` call must carry as `authorization: Bearer <token>` (the scheme
+/// name in any case, as HTTP auth schemes are case-insensitive: RFC 9110, 11.1).
 #[derive(Clone)]
 pub struct BearerAuth {
     expected: String,
@@ -20,7 +24,15 @@ impl BearerAuth {
         if token.is_empty() {
             bail!("--api-key-file {} is empty; put the token on its first line", path.display());
         }
-        Ok(Self { expected: format!("Bearer {token}") })
+        let chars = token.chars().count();
+        if chars < MIN_TOKEN_CHARS {
+            bail!(
+                "--api-key-file {}: the token has {chars} characters, fewer than \
+                 {MIN_TOKEN_CHARS}; use a longer one (e.g. `openssl rand -hex 16`)",
+                path.display()
+            );
+        }
+        Ok(Self { expected: token.to_string() })
     }
 
     /// Lets the request through when it carries the token, else `UNAUTHENTICATED`.
@@ -28,13 +40,20 @@ impl BearerAuth {
         match request.metadata().get("authorization") {
             None => Err(Status::unauthenticated(
                 "this server requires a token: send `authorization: Bearer <token>` \
-                 (wildcards clients read it from WILDCARDS_EMBED_TOKEN)",
+                 (wildcards clients: --token-file FILE or env WILDCARDS_EMBED_TOKEN)",
             )),
-            Some(value) if constant_time_eq(value.as_bytes(), self.expected.as_bytes()) => {
-                Ok(request)
-            }
+            Some(value) if self.accepts(value.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong token")),
         }
+    }
+}
+
+impl BearerAuth {
+    /// Whether a header value is `<bearer in any case> <the token>`.
+    fn accepts(&self, header: &[u8]) -> bool {
+        let Some(space) = header.iter().position(|b| *b == b' ') else { return false };
+        let (scheme, token) = (&header[..space], header[space + 1..].trim_ascii_start());
+        scheme.eq_ignore_ascii_case(b"bearer") && constant_time_eq(token, self.expected.as_bytes())
     }
 }
 
@@ -49,7 +68,7 @@ mod tests {
     use super::*;
 
     fn auth() -> BearerAuth {
-        BearerAuth { expected: "Bearer s3cret".into() }
+        BearerAuth { expected: "s3cret".into() }
     }
 
     fn request(header: Option<&str>) -> Request<()> {
@@ -68,6 +87,26 @@ mod tests {
         let missing = auth().check(request(None)).unwrap_err();
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
         assert!(missing.message().contains("WILDCARDS_EMBED_TOKEN"));
+    }
+
+    #[test]
+    fn the_scheme_is_accepted_in_any_case() {
+        for header in ["bearer s3cret", "BEARER s3cret", "beArer  s3cret"] {
+            assert!(auth().check(request(Some(header))).is_ok(), "{header}");
+        }
+        for header in ["Basic s3cret", "Bearers3cret", "s3cret", "Bearer S3CRET"] {
+            assert!(auth().check(request(Some(header))).is_err(), "{header}");
+        }
+    }
+
+    #[test]
+    fn a_short_key_file_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "correct-horse\n").unwrap();
+        let err = format!("{:#}", BearerAuth::from_file(file.path()).err().unwrap());
+        assert!(err.contains("13 characters, fewer than 16"), "{err}");
+        std::fs::write(file.path(), "correct-horse-battery\n").unwrap();
+        assert!(BearerAuth::from_file(file.path()).is_ok());
     }
 
     #[test]

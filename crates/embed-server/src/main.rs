@@ -16,7 +16,8 @@ use embed_server::service::Limits;
     name = "embed-server",
     version,
     about = "gRPC sentence-embedding server (all-MiniLM-L6-v2) with dynamic batching and a SQLite cache",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +25,12 @@ struct Cli {
     #[command(flatten)]
     serve: ServeArgs,
 }
+
+/// The end of `--help`: what each exit status means.
+const EXIT_HELP: &str = "Exit status: 0 stopped cleanly (SIGINT or SIGTERM: in-flight requests \
+finished, cache flushed; `health`: SERVING), 1 runtime failure (address in use, model files \
+missing, unreadable key file; `health`: not serving or unreachable), 2 usage error (unknown flag, \
+bad value).";
 
 #[derive(Subcommand)]
 enum Command {
@@ -45,8 +52,9 @@ struct ClientArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on (loopback by default; use 0.0.0.0:PORT to serve other machines).
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    /// Address to listen on, HOST:PORT (a name such as localhost:50051 is resolved; loopback
+    /// by default; use 0.0.0.0:PORT to serve other machines, with --api-key-file).
+    #[arg(long, default_value = "127.0.0.1:50051", value_parser = parse_addr)]
     addr: String,
     /// Folder with config.json, tokenizer.json and model.safetensors
     /// [default: ~/.cache/wildcards-gen/models/all-MiniLM-L6-v2]
@@ -106,9 +114,11 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // Runtime failures (port in use, missing model, ...) are 1; clap's usage errors exit
+        // 2 from `Cli::parse` above.
         Err(err) => {
             eprintln!("embed-server: error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(1)
         }
     }
 }
@@ -149,6 +159,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--addr` must have the HOST:PORT shape (a usage error, exit 2, when not); the host is
+/// resolved when the server starts.
+fn parse_addr(s: &str) -> std::result::Result<String, String> {
+    let hint = "use HOST:PORT such as 127.0.0.1:50051 or localhost:50051";
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("no port in `{s}`; {hint}"))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("`{s}` is not an address; {hint}"));
+    }
+    Ok(s.to_string())
 }
 
 fn client_options(args: &ClientArgs) -> Result<ClientOptions> {

@@ -58,13 +58,17 @@ pub enum CacheChoice {
 /// Loads everything, serves until SIGINT/SIGTERM, then finishes in-flight requests and closes
 /// the cache.
 pub async fn run(config: ServerConfig) -> Result<()> {
-    let addr: SocketAddr = config.addr.parse().with_context(|| {
-        format!("--addr {:?} is not an address; use HOST:PORT such as 127.0.0.1:50051", config.addr)
-    })?;
+    let addr = resolve_addr(&config.addr)?;
     let auth = match &config.api_key_file {
         Some(path) => Some(BearerAuth::from_file(path)?),
         None => None,
     };
+    if !addr.ip().is_loopback() && auth.is_none() {
+        tracing::warn!(
+            "listening on {addr}, which other machines can reach, without --api-key-file: \
+             anyone who reaches it can use the server; give it a key file (16+ characters)"
+        );
+    }
 
     let started = Instant::now();
     let (files, model_id) = resolve_model(&config)?;
@@ -168,6 +172,24 @@ where
     fn call(&mut self, request: R) -> Self::Future {
         self.0.call(request)
     }
+}
+
+/// The socket address of `--addr`: an IP address as written, or a host name resolved (an IPv4
+/// address preferred, the usual meaning of `localhost:PORT`).
+fn resolve_addr(addr: &str) -> Result<SocketAddr> {
+    if let Ok(parsed) = addr.parse() {
+        return Ok(parsed);
+    }
+    let hint = "use HOST:PORT such as 127.0.0.1:50051 or localhost:50051";
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .with_context(|| format!("--addr {addr:?}: cannot resolve the host name; {hint}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .with_context(|| format!("--addr {addr:?}: the host name has no address; {hint}"))
 }
 
 /// The SQLite cache (with its memory layer) the configuration asks for, or none.

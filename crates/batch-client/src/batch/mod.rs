@@ -10,7 +10,7 @@
 //! 5. `report.md` and `summary.csv` are written, also after Ctrl-C (with what finished).
 //!
 //! Exit status: 0 all jobs succeeded, 1 some failed, 2 manifest or usage error (nothing ran),
-//! 130 interrupted.
+//! 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM.
 
 pub mod folder;
 pub mod pool;
@@ -24,7 +24,7 @@ use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,8 @@ pub const EXIT_JOBS_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: stopped by Ctrl-C (the report of what finished was written).
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status: stopped by SIGTERM (the report of what finished was written).
+pub const EXIT_TERMINATED: u8 = 143;
 
 /// The end of `--help` for a batch: a manifest to start from, and the exit statuses.
 pub const MANIFEST_HELP: &str = "\
@@ -68,14 +70,13 @@ A manifest (YAML; paths relative to it):
 
 Check it first with --dry-run. Exit status: 0 every job succeeded, 1 some job failed (the \
 others still ran; see report.md), 2 manifest or usage error (nothing was run), 130 stopped by \
-Ctrl-C (run again with --resume to finish).";
+Ctrl-C (SIGINT), 143 stopped by SIGTERM (after either, run again with --resume to finish).";
 
 /// Options of a batch run.
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
     /// The manifest (YAML: config, jobs, matrix) to run.
-    #[arg(required_unless_present = "worker")]
-    pub manifest: Option<PathBuf>,
+    pub manifest: PathBuf,
 
     /// Worker processes running jobs in parallel (capped at the number of jobs).
     #[arg(short, long, default_value_t = 2, value_name = "N",
@@ -105,6 +106,11 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Run a manifest of more than 1,000 jobs (without it such a batch stops and says how big
+    /// it is, so a mistyped axis does not start hours of work).
+    #[arg(long)]
+    pub yes: bool,
+
     /// Write outputs and the report here instead of the manifest's `config.output_dir`.
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -123,9 +129,64 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DIR")]
     pub wordnet_dir: Option<PathBuf>,
 
+    /// File holding the token of an embed-server started with --api-key-file (default: env
+    /// WILDCARDS_EMBED_TOKEN); the workers read it too.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Set to `1` by the pool for the worker processes it starts. Worker mode needs it and the
+/// hidden `--worker` flag both, so no typo or prefix of a public flag (`--worker 3` for
+/// `--workers 3`) can reach it: without the variable `--worker` is an unknown argument.
+pub const WORKER_ENV: &str = "WILDCARDS_BATCH_WORKER";
+
+/// The command line of a worker process (see [`WORKER_ENV`]).
+#[derive(clap::Parser, Debug)]
+#[command(name = "batch-client worker", hide = true)]
+struct WorkerCli {
     /// Run as a worker of another batch-client (jobs on stdin, events on stdout).
-    #[arg(long, hide = true)]
-    pub worker: bool,
+    #[arg(long, required = true)]
+    worker: bool,
+    #[arg(long)]
+    server: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    wordnet_dir: Option<PathBuf>,
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+/// Whether this process was started by a batch as a worker ([`WORKER_ENV`] is `1`).
+pub fn is_worker_process() -> bool {
+    std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1")
+}
+
+/// Runs a worker from its command line (`args`: the program name first, then what follows
+/// `batch-client` or `wildcards-gen batch`); call it when [`is_worker_process`].
+pub fn worker_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if !args.iter().any(|a| a == "--worker") {
+        eprintln!(
+            "error: {WORKER_ENV}=1 is set, which only a batch's own worker processes use; unset \
+             it to run a batch"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let cli = match <WorkerCli as clap::Parser>::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    debug_assert!(cli.worker);
+    worker::run(worker::WorkerOptions {
+        server: cli.server,
+        data_dir: cli.data_dir,
+        wordnet_dir: cli.wordnet_dir,
+        token_file: cli.token_file,
+    })
 }
 
 /// A batch command line: run a manifest (the [`BatchArgs`]), or `report DIR`.
@@ -171,22 +232,11 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs a batch (or a worker) and returns the process exit status. `invocation` is what
+/// Runs a batch and returns the process exit status. `invocation` is what
 /// follows the executable to reach these arguments (`["batch"]` for `wildcards-gen batch`),
 /// so that workers can be started as the same program.
 pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
-    if args.worker {
-        return worker::run(worker::WorkerOptions {
-            server: args.server,
-            data_dir: args.data_dir,
-            wordnet_dir: args.wordnet_dir,
-        });
-    }
-    let Some(path) = args.manifest.clone() else {
-        eprintln!("error: give the manifest to run (see --help)");
-        return ExitCode::from(EXIT_USAGE);
-    };
-    let manifest = match manifest::load(&path) {
+    let manifest = match manifest::load(&args.manifest) {
         Ok(m) => match &args.output_dir {
             Some(dir) => relocate(m, dir),
             None => m,
@@ -200,6 +250,10 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
         print_dry_run(&manifest);
         return ExitCode::from(EXIT_OK);
     }
+    if manifest.jobs.len() > CONFIRM_ABOVE_JOBS && !args.yes {
+        eprintln!("error: {}", too_many_jobs(&manifest, args.workers));
+        return ExitCode::from(EXIT_USAGE);
+    }
     match run(&args, &manifest, invocation) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -207,6 +261,30 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
             ExitCode::from(EXIT_JOBS_FAILED)
         }
     }
+}
+
+/// A batch of more jobs than this runs only with `--yes`.
+pub const CONFIRM_ABOVE_JOBS: usize = 1000;
+
+/// Rough cost of one job for the `--yes` question: a smart Tencent job takes 0.3-3 s and
+/// writes 0.2-0.35 MB (skeleton and stats; see the README's figures); semantic jobs take longer.
+const SECONDS_PER_JOB: f64 = 2.0;
+const MB_PER_JOB: f64 = 0.3;
+
+/// The refusal of a batch above [`CONFIRM_ABOVE_JOBS`]: how many jobs, a rough time and size.
+fn too_many_jobs(m: &Manifest, workers: u16) -> String {
+    let jobs = m.jobs.len();
+    let minutes = jobs as f64 * SECONDS_PER_JOB / f64::from(workers.max(1)) / 60.0;
+    format!(
+        "{} expands to {jobs} jobs (more than {CONFIRM_ABOVE_JOBS}): roughly {minutes:.0} min on \
+         {workers} worker{} at ~{SECONDS_PER_JOB:.0} s a job (semantic jobs take longer) and \
+         ~{:.0} MB of outputs in {}; run again with --yes to run them all, or check the grid \
+         with --dry-run",
+        m.path.display(),
+        if workers == 1 { "" } else { "s" },
+        jobs as f64 * MB_PER_JOB,
+        m.config.output_dir.display()
+    )
 }
 
 /// The manifest with its outputs moved from `config.output_dir` to `dir` (`--output-dir`).
@@ -242,7 +320,7 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let stop = install_ctrl_c();
+    let (stop, signal) = install_ctrl_c();
 
     let (resumed, to_run) = split_resumable(args.resume, &m.jobs);
     let workers = usize::from(args.workers).min(to_run.len()).max(1);
@@ -306,7 +384,9 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
         }
     }
     let written = written?;
-    Ok(finish(mode, &info, &records, &written))
+    let code = finish(mode, &info, &records, &written);
+    let terminated = signal.load(Ordering::SeqCst) == signal_hook::consts::SIGTERM;
+    Ok(if code == EXIT_INTERRUPTED && terminated { EXIT_TERMINATED } else { code })
 }
 
 /// The report files of a batch, where they were written.
@@ -458,25 +538,33 @@ fn finish(mode: Mode, info: &RunInfo, records: &[JobRecord], written: &Written) 
     }
 }
 
-/// Ctrl-C (and SIGTERM) set the returned flag: the pool stops its workers and the report of
-/// what finished is written. A second Ctrl-C exits at once.
-fn install_ctrl_c() -> Arc<AtomicBool> {
+/// Ctrl-C (SIGINT) and SIGTERM set the returned flag: the pool stops its workers and the report
+/// of what finished is written. The other value is the signal, for the exit status (128 + the
+/// signal: 130 or 143, as a shell reports it). A second signal exits at once.
+fn install_ctrl_c() -> (Arc<AtomicBool>, Arc<AtomicI32>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
-    let presses = Arc::new(AtomicUsize::new(0));
-    let flag = Arc::clone(&stop);
-    let result = ctrlc::set_handler(move || {
-        if presses.fetch_add(1, Ordering::SeqCst) > 0 {
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
+    let received = Arc::new(AtomicI32::new(0));
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("warning: Ctrl-C will not stop the batch cleanly: {e}");
+            return (stop, received);
         }
-        eprintln!(
-            "\ninterrupted: stopping the workers and writing the report (Ctrl-C again to quit now)"
-        );
-        flag.store(true, Ordering::SeqCst);
+    };
+    let (flag, first) = (Arc::clone(&stop), Arc::clone(&received));
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if first.swap(signal, Ordering::SeqCst) != 0 {
+                std::process::exit(128 + signal);
+            }
+            eprintln!(
+                "\ninterrupted: stopping the workers and writing the report (Ctrl-C again to quit now)"
+            );
+            flag.store(true, Ordering::SeqCst);
+        }
     });
-    if let Err(e) = result {
-        eprintln!("warning: Ctrl-C will not stop the batch cleanly: {e}");
-    }
-    stop
+    (stop, received)
 }
 
 /// With `--resume`: the jobs whose outputs are there for the same parameters (with their
@@ -554,7 +642,8 @@ fn choose_server(
     Ok((Some(choice.addr), choice.private))
 }
 
-/// The command line that starts one worker: this executable in worker mode.
+/// The command line that starts one worker: this executable in worker mode (the pool adds
+/// [`WORKER_ENV`]).
 fn worker_command(
     args: &BatchArgs,
     invocation: &[&str],
@@ -573,6 +662,11 @@ fn worker_command(
     }
     if let Some(d) = &args.wordnet_dir {
         cmd.extend(["--wordnet-dir".into(), d.clone().into_os_string()]);
+    }
+    if let Some(f) = &args.token_file {
+        // Checked here, once, rather than failing every job in its worker.
+        crate::embedder::Access { timeout: None, token_file: Some(f.clone()) }.token()?;
+        cmd.extend(["--token-file".into(), f.clone().into_os_string()]);
     }
     Ok(cmd)
 }

@@ -203,6 +203,7 @@ impl Slot<'_> {
         let (program, args) = self.cfg.command.split_first().ok_or("no worker command")?;
         let mut child = Command::new(program)
             .args(args)
+            .env(super::WORKER_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,4 +1,4 @@
-//! Worker mode (`batch-client --worker`, hidden): a light process that runs jobs one at a
+//! Worker mode (`batch-client --worker` with env `WILDCARDS_BATCH_WORKER=1`, hidden): a light process that runs jobs one at a
 //! time for batch-client. Jobs arrive as JSON lines on stdin; stage events and the outcome go
 //! back as JSON lines on stdout (see [`super::protocol`]); logs go to stderr.
 //!
@@ -31,6 +31,8 @@ pub struct WorkerOptions {
     pub server: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub wordnet_dir: Option<PathBuf>,
+    /// The batch's `--token-file`, when it has one.
+    pub token_file: Option<PathBuf>,
 }
 
 /// The worker's main loop; returns when stdin closes.
@@ -102,7 +104,10 @@ impl WorkerEnv {
             "this job needs sentence embeddings but the batch has no embed-server address",
         )?;
         // Calls that fail because the server is down or restarting are retried for a while.
-        let e: Arc<dyn Embedder> = Arc::new(crate::embedder::GrpcEmbedder::connect(&addr)?);
+        let access =
+            crate::embedder::Access { timeout: None, token_file: self.opts.token_file.clone() };
+        let e: Arc<dyn Embedder> =
+            Arc::new(crate::embedder::GrpcEmbedder::connect_with(&addr, &access)?);
         self.embedder = Some(Arc::clone(&e));
         Ok(e)
     }

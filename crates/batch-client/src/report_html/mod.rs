@@ -115,7 +115,7 @@ pub const MEASURES: &[Measure] = &[
         key: "ari_vs_baseline",
         label: "ARI vs baseline",
         decimals: 4,
-        get: |r| Some(r.vs_baseline.as_ref()?.ari),
+        get: |r| r.vs_baseline.as_ref()?.ari,
     },
 ];
 
