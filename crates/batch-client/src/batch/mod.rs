@@ -75,8 +75,9 @@ Ctrl-C (SIGINT), 143 stopped by SIGTERM (after either, run again with --resume t
 /// Options of a batch run.
 #[derive(Args, Debug, Clone)]
 pub struct BatchArgs {
-    /// The manifest (YAML: config, jobs, matrix) to run.
-    pub manifest: PathBuf,
+    /// The manifest (YAML: config, jobs, matrix) to run. (Optional to clap only so that
+    /// `report DIR` parses; a run without one is a usage error.)
+    pub manifest: Option<PathBuf>,
 
     /// Worker processes running jobs in parallel (capped at the number of jobs).
     #[arg(short, long, default_value_t = 2, value_name = "N",
@@ -236,7 +237,11 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 /// follows the executable to reach these arguments (`["batch"]` for `wildcards-gen batch`),
 /// so that workers can be started as the same program.
 pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
-    let manifest = match manifest::load(&args.manifest) {
+    let Some(path) = args.manifest.clone() else {
+        eprintln!("error: give the manifest to run, or `report DIR` (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let manifest = match manifest::load(&path) {
         Ok(m) => match &args.output_dir {
             Some(dir) => relocate(m, dir),
             None => m,
