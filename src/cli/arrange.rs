@@ -11,6 +11,7 @@ use clap::Args;
 use wildcards_core::output::{to_yaml, write_atomic};
 use wildcards_core::params::ClusterMethod;
 use wildcards_core::semantic::arrange::{arrange_list, ArrangeParams};
+use wildcards_core::semantic::hdbscan::check_list_size;
 use wildcards_core::taxonomy::TaxonomyNode;
 use wildcards_core::wordnet::WordNet;
 
@@ -57,6 +58,7 @@ impl ArrangeArgs {
             bail!("--threshold {} is outside 0..1 (it is a mean probability)", self.threshold);
         }
         let (terms, key) = read_terms(&self.terms)?;
+        check_list_size(terms.len())?;
         let wordnet = match &self.wordnet_dir {
             Some(dir) => Some(WordNet::locate(Some(dir))?),
             None => WordNet::locate(None)

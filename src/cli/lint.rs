@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use wildcards_core::output::{read_yaml, to_yaml, write_atomic};
-use wildcards_core::semantic::lint::{lint_tree, remove_outliers};
+use wildcards_core::semantic::lint::{check_list_sizes, lint_tree, remove_outliers};
 use wildcards_core::taxonomy::TaxonomyNode;
 
 use super::embedding::ServerArgs;
@@ -49,6 +49,7 @@ impl LintArgs {
             bail!("--output is only used with --clean; add --clean to write a cleaned copy");
         }
         let mut tree = read_yaml(&self.file)?;
+        check_list_sizes(&tree)?;
         let embedder = self.server.connect()?;
         let report = lint_tree(&tree, &*embedder.embedder(), self.threshold)?;
         match self.format {

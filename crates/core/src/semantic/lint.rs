@@ -52,10 +52,7 @@ pub fn lint_tree(
     let mut lists = Vec::new();
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
-    for (path, node) in &lists {
-        check_list_size(node.items.len())
-            .map_err(|e| e.context(format!("list `{}`", path.join(" > "))))?;
-    }
+    check_lists(&lists)?;
     let table =
         VectorTable::build(embedder, lists.iter().flat_map(|(_, n)| n.items.iter().cloned()))?;
 
@@ -85,6 +82,22 @@ pub fn lint_tree(
         });
     }
     Ok(report)
+}
+
+/// Refuses a tree with a list too long to cluster, naming the list (callers check before
+/// connecting to an embedding server; [`lint_tree`] checks again before embedding).
+pub fn check_list_sizes(root: &TaxonomyNode) -> anyhow::Result<()> {
+    let mut lists = Vec::new();
+    collect_lists(root, &mut Vec::new(), &mut lists);
+    check_lists(&lists)
+}
+
+fn check_lists(lists: &[(Vec<String>, &TaxonomyNode)]) -> anyhow::Result<()> {
+    for (path, node) in lists {
+        check_list_size(node.items.len())
+            .map_err(|e| e.context(format!("list `{}`", path.join(" > "))))?;
+    }
+    Ok(())
 }
 
 /// Every node that holds items, with its path (empty names, such as a document root, skipped).
@@ -239,6 +252,9 @@ mod tests {
         assert!(msg.starts_with("list `Things > Big`: a list of 50001 items"), "{msg}");
         assert!(msg.contains("limit of 50000 items") && msg.contains("split it"), "{msg}");
         assert_eq!(embedder.calls(), 0);
+        assert_eq!(format!("{:#}", check_list_sizes(&root).unwrap_err()), msg);
+        root.children[0].items.pop();
+        assert!(check_list_sizes(&root).is_ok());
     }
 
     #[test]
