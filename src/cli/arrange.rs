@@ -11,6 +11,7 @@ use clap::Args;
 use wildcards_core::output::{read_text, scalar_text, to_yaml};
 use wildcards_core::params::ClusterMethod;
 use wildcards_core::semantic::arrange::{arrange_list, ArrangeParams};
+use wildcards_core::semantic::hdbscan::check_list_size;
 use wildcards_core::taxonomy::TaxonomyNode;
 use wildcards_core::wordnet::WordNet;
 
@@ -58,6 +59,7 @@ impl ArrangeArgs {
             check_output(out)?;
         }
         let (terms, key) = read_terms(&self.terms)?;
+        check_list_size(terms.len())?;
         let wordnet = match &self.wordnet_dir {
             Some(dir) => Some(WordNet::locate(Some(dir))?),
             None => WordNet::locate(None)

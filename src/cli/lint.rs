@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use wildcards_core::edit::without_flagged;
 use wildcards_core::params::OutlierMethod;
-use wildcards_core::semantic::lint::{lint_tree, LintReport};
+use wildcards_core::semantic::lint::{check_list_sizes, lint_tree, LintReport};
 use wildcards_core::semantic::outliers::Scoring;
 use wildcards_core::skeleton::{read_skeleton, Skeleton};
 use wildcards_core::wordnet::WordNet;
@@ -67,6 +67,7 @@ impl LintArgs {
             check_output(out)?;
         }
         let skeleton = read_skeleton(&self.file)?;
+        check_list_sizes(&skeleton.tree, self.outlier_method)?;
         for note in &skeleton.notes {
             eprintln!("note: {}: {note}", self.file.display());
         }

@@ -182,6 +182,38 @@ fn lint_clean_needs_an_output_file() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A list above the 50,000-item limit of the clustering methods (arrange; lint with glosh)
+/// fails at once with exit 1 and an error that says what to do, before any embedding server is
+/// contacted (the address here has none, and no private server may be started for a list that
+/// would be refused).
+#[test]
+fn lint_and_arrange_refuse_a_list_above_the_limit_before_contacting_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let terms: Vec<String> = (0..=50_000).map(|i| format!("term {i}")).collect();
+    let txt = dir.path().join("big.txt");
+    std::fs::write(&txt, terms.join("\n")).unwrap();
+    let yaml = dir.path().join("big.yaml");
+    let items: String = terms.iter().map(|t| format!("    - {t}\n")).collect();
+    std::fs::write(&yaml, format!("Things:\n  Big:\n{items}")).unwrap();
+    let cases = [
+        (["arrange", txt.to_str().unwrap(), "--server", "127.0.0.1:9", ""], ""),
+        (
+            ["lint", yaml.to_str().unwrap(), "--server", "127.0.0.1:9", "--outlier-method=glosh"],
+            "list `Things > Big`: ",
+        ),
+    ];
+    for (args, path) in cases {
+        let command = args[0];
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let out = wildcards_gen(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        let want = format!("error: {path}a list of 50001 items is longer than the semantic engine's limit of 50000 items");
+        assert!(stderr.starts_with(&want), "{command}: {stderr}");
+        assert!(stderr.contains("split it into smaller lists"), "{command}: {stderr}");
+    }
+}
+
 #[test]
 fn arrange_groups_terms_deterministically() {
     let server = EmbedServer::uncached().expect("embed-server starts");

@@ -81,12 +81,7 @@ pub fn lint_tree(
     let mut lists = Vec::new();
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
-    if scoring.method == OutlierMethod::Glosh {
-        for (path, node) in &lists {
-            check_list_size(node.items.len())
-                .map_err(|e| e.context(format!("list `{}`", path.join(" > "))))?;
-        }
-    }
+    check_lists(&lists, scoring.method)?;
     let texts = lists.iter().flat_map(|(_, n)| scoring.texts(&n.items, Some(&n.name)));
     let texts = texts.chain(scoring.shared_texts());
     let table = VectorTable::build(embedder, texts)?;
@@ -197,6 +192,29 @@ impl<'t> ListSums<'t> {
 
 fn lookup<'t>(table: &'t VectorTable, text: &str) -> anyhow::Result<&'t [f32]> {
     table.get(text).ok_or_else(|| anyhow::anyhow!("no embedding for {text:?}"))
+}
+
+/// Refuses a tree with a list too long to cluster with `method` (GLOSH builds a spanning tree
+/// per list; typicality is linear and has no limit), naming the list. Callers check before
+/// connecting to an embedding server; [`lint_tree`] checks again before embedding.
+pub fn check_list_sizes(root: &TaxonomyNode, method: OutlierMethod) -> anyhow::Result<()> {
+    let mut lists = Vec::new();
+    collect_lists(root, &mut Vec::new(), &mut lists);
+    check_lists(&lists, method)
+}
+
+fn check_lists(
+    lists: &[(Vec<String>, &TaxonomyNode)],
+    method: OutlierMethod,
+) -> anyhow::Result<()> {
+    if method != OutlierMethod::Glosh {
+        return Ok(());
+    }
+    for (path, node) in lists {
+        check_list_size(node.items.len())
+            .map_err(|e| e.context(format!("list `{}`", path.join(" > "))))?;
+    }
+    Ok(())
 }
 
 /// Every node that holds items, with its path (empty names, such as a document root, skipped).
@@ -375,6 +393,14 @@ mod tests {
         assert!(msg.starts_with("list `Things > Big`: a list of 50001 items"), "{msg}");
         assert!(msg.contains("limit of 50000 items") && msg.contains("split it"), "{msg}");
         assert_eq!(embedder.calls(), 0);
+        assert_eq!(
+            format!("{:#}", check_list_sizes(&root, OutlierMethod::Glosh).unwrap_err()),
+            msg
+        );
+        root.children[0].items.pop();
+        assert!(check_list_sizes(&root, OutlierMethod::Glosh).is_ok());
+        root.children[0].items.push("one more".into());
+        assert!(check_list_sizes(&root, OutlierMethod::Typicality).is_ok());
     }
 
     #[test]
