@@ -172,12 +172,36 @@ struct RawMatrix {
     /// Prefix of the generated job names (default `matrix`); lets two matrices coexist.
     name: Option<String>,
     base_params: Option<Params>,
+    #[serde(deserialize_with = "unique_axes")]
     axes: BTreeMap<String, Vec<Value>>,
     dataset: Option<Dataset>,
     analyze: Option<bool>,
     include: Option<Vec<Mapping>>,
     exclude: Option<Vec<Mapping>>,
     data_dir: Option<PathBuf>,
+}
+
+/// The axes, refusing an axis named twice: a map would silently keep the last of the two.
+fn unique_axes<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<Value>>, D::Error> {
+    struct Axes;
+    impl<'de> Visitor<'de> for Axes {
+        type Value = BTreeMap<String, Vec<Value>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping of parameter names to lists of values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut axes = BTreeMap::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if axes.contains_key(&name) {
+                    return Err(de::Error::custom(format!("duplicate entry with key \"{name}\"")));
+                }
+                let values = map.next_value()?;
+                axes.insert(name, values);
+            }
+            Ok(axes)
+        }
+    }
+    d.deserialize_map(Axes)
 }
 
 /// `matrix:` holds one mapping or a list of them. A hand-written visitor instead of
@@ -1009,6 +1033,9 @@ matrix:
         let e =
             parse_err("jobs:\n  - name: a\n    params: {smart: true, depth: 3, smart: false}\n");
         assert_eq!((e.line, e.column), (Some(3), Some(37)), "{e}");
+        let e = parse_err("matrix:\n  axes:\n    min_leaf_size: [1]\n    min_depth: [3]\n    min_leaf_size: [2]\n");
+        assert!(e.message.contains("duplicate entry with key \"min_leaf_size\""), "{e}");
+        assert_eq!(e.line, Some(5), "{e}");
     }
 
     #[test]
