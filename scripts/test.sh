@@ -2,6 +2,9 @@
 # Everything CI checks: formatting, clippy with warnings as errors, and all tests (unit,
 # property and end-to-end). Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
+# Nothing here reads the terminal. cargo's rustc probes (`rustc - --print=...`) and build
+# scripts inherit stdin; a CI runner's stdin holding text once made such a probe fail to parse.
+exec </dev/null
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
