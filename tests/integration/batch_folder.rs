@@ -103,3 +103,19 @@ fn a_different_manifest_is_refused_unless_forced_and_resume_reruns_damaged_outpu
     assert!(files.contains_key("tencent_matrix_leaf30.yaml"));
     assert!(!files.contains_key("tencent_matrix_leaf10.yaml"), "the earlier run's outputs go");
 }
+
+/// Issue 12 item 19: an output folder that cannot be written is refused before any job runs
+/// (exit 2, the folder named, what to do). `/proc/self` exists and refuses new files even to
+/// root, which a permission bit would not do in CI.
+#[test]
+fn an_unwritable_output_folder_is_refused_before_any_job() {
+    let dir = tempfile::tempdir().expect("temp");
+    let manifest = dir.path().join("m.yaml");
+    std::fs::write(&manifest, grid(&[2, 3])).unwrap();
+    let out = run(&manifest, Path::new("/proc/self"), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the output folder /proc/self is not writable"), "{err}");
+    assert!(err.contains("--output-dir"), "{err}");
+    assert!(!err.contains("ok ") && String::from_utf8_lossy(&out.stdout).is_empty(), "{err}");
+}

@@ -17,5 +17,6 @@ mod processes;
 mod report_html;
 mod semantic_cli;
 mod semantic_quality;
+mod source_messages;
 mod stalled_server;
 mod tencent_generation;

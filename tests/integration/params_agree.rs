@@ -109,4 +109,34 @@ fn settings_that_do_nothing_are_refused_or_noted() {
     assert!(noted.status.success(), "{err}");
     assert!(err.contains("skip node \"nosuchthing\" matches no category of coco"), "{err}");
     assert!(err.contains("smart-config key \"no such category\" matches no category"), "{err}");
+
+    // An empty orphan label would name every bin "": refused before any work.
+    std::fs::remove_file(&out).expect("the noted run wrote its output");
+    let empty = run(&["--smart", "--orphans-label-template", ""]);
+    let err = String::from_utf8_lossy(&empty.stderr);
+    assert_eq!(empty.status.code(), Some(2), "{err}");
+    assert!(err.contains("orphans-label-template") && err.contains("{}"), "{err}");
+    assert!(!out.exists(), "nothing written");
+
+    // Tencent's own skip list is replaced by --skip-nodes: the dropped defaults are named.
+    let tencent = dir.path().join("tencent.yaml");
+    let replaced = Command::new(binary("wildcards-gen"))
+        .args(["dataset", "tencent", "--smart", "--skip-nodes", "organism", "-o"])
+        .arg(&tencent)
+        .env("WILDCARDS_DATA_DIR", test_data_dir())
+        .output()
+        .expect("run wildcards-gen");
+    let err = String::from_utf8_lossy(&replaced.stderr);
+    assert!(replaced.status.success(), "{err}");
+    assert!(err.contains("skip_nodes replaces tencent's default list, so placental"), "{err}");
+    assert!(!err.contains("so organism") && !err.contains(", organism,"), "{err}");
+
+    // embed-server: zero texts per request would refuse every request.
+    let zero = Command::new(binary("embed-server"))
+        .args(["--max-texts", "0"])
+        .output()
+        .expect("run embed-server");
+    let err = String::from_utf8_lossy(&zero.stderr);
+    assert_eq!(zero.status.code(), Some(2), "{err}");
+    assert!(err.contains("--max-texts"), "{err}");
 }

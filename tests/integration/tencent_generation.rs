@@ -333,3 +333,33 @@ fn smart_config_overrides_reach_the_output() {
     let dog = dog.expect("Dog category");
     assert!(dog.children.is_empty() && dog.items.len() > 50, "{} items", dog.items.len());
 }
+
+/// Issue 12 item 12: the Tencent file cut to its first 5,000 lines is used (it may be one the
+/// user made) but the run says it is not the published file, and how it differs; the
+/// published file itself gives no such note.
+#[test]
+fn a_tencent_file_cut_short_is_reported() {
+    let full = std::fs::read_to_string(tencent::FILE.path_in(&test_data_dir())).unwrap();
+    let cut: String = full.lines().take(5_000).map(|l| format!("{l}\n")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("tencent")).unwrap();
+    std::fs::write(tencent::FILE.path_in(&data), &cut).unwrap();
+    let out_path = dir.path().join("cut.yaml");
+    let args = ["dataset", "tencent", "--smart", "-o", out_path.to_str().unwrap()];
+    let out = run(&[&args[..], &["--data-dir", data.to_str().unwrap()]].concat(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let want = format!(
+        "is not the published dictionary_and_semantic_hierarchy.txt: it has {} bytes where the \
+         published file has 488167 (cut short?)",
+        cut.len()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(stderr.contains("delete it and it is downloaded again from https://"), "{stderr}");
+
+    let out = run(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not the published"), "{stderr}");
+}

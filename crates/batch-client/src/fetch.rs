@@ -74,7 +74,6 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
-    use std::path::Path;
     use wildcards_core::datasets::download::{ensure, DataFile};
 
     /// A one-shot HTTP/1.1 server on 127.0.0.1 answering every request with `body` (or a 404
@@ -115,8 +114,9 @@ mod tests {
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let url = leak(format!("{}/data.txt", serve(Some(payload.clone()), 1)));
         let dir = tempfile::tempdir().unwrap();
-        let file = DataFile { folder: "demo", name: "data.txt", url };
-        let path = ensure(dir.path(), &file, Some(&HttpFetcher::new(false))).unwrap();
+        let file = DataFile { folder: "demo", name: "data.txt", url, published: None };
+        let path =
+            ensure(dir.path(), &file, Some(&HttpFetcher::new(false)), &mut Vec::new()).unwrap();
         assert_eq!(path, dir.path().join("demo/data.txt"));
         assert_eq!(std::fs::read(&path).unwrap(), payload);
         assert_eq!(std::fs::read_dir(dir.path().join("demo")).unwrap().count(), 1);
@@ -126,12 +126,12 @@ mod tests {
     fn a_404_names_the_path_and_leaves_nothing() {
         let url = leak(format!("{}/missing.txt", serve(None, 1)));
         let dir = tempfile::tempdir().unwrap();
-        let file = DataFile { folder: "demo", name: "missing.txt", url };
-        let err = ensure(dir.path(), &file, Some(&HttpFetcher::new(false))).unwrap_err();
+        let file = DataFile { folder: "demo", name: "missing.txt", url, published: None };
+        let err =
+            ensure(dir.path(), &file, Some(&HttpFetcher::new(false)), &mut Vec::new()).unwrap_err();
         let err = format!("{err:#}");
         assert!(err.contains("missing.txt is missing"), "{err}");
         assert!(err.contains("--data-dir"), "{err}");
-        assert_eq!(std::fs::read_dir(dir.path().join("demo")).unwrap().count(), 0);
-        assert!(!Path::new(&dir.path().join("demo/missing.txt")).exists());
+        assert!(!dir.path().join("demo").exists(), "no empty data folder is left behind");
     }
 }

@@ -23,6 +23,8 @@ use crate::{output, shaper, smart};
 pub enum Stage {
     /// Reading (or first downloading) the dataset files.
     Loading,
+    /// Embedding the texts semantic cleaning/arrangement will score (through the server).
+    Embedding,
     /// Smart pruning or the depth cut (and semantic cleaning/arrangement).
     Pruning,
     Shaping,
@@ -33,6 +35,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Loading => "loading",
+            Stage::Embedding => "embedding",
             Stage::Pruning => "pruning",
             Stage::Shaping => "shaping",
             Stage::Rendering => "rendering",
@@ -129,8 +132,13 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     }
     let source_stats = stats::hierarchy_stats(&source);
 
+    if cfg.needs_embeddings() {
+        ctx.stage(Stage::Embedding, &mut timeline);
+    }
+    let facts = &*ctx.wordnet;
+    let semantic = smart::embed_texts(&source, cfg, facts, ctx.embedder, &mut timeline)?;
     ctx.stage(Stage::Pruning, &mut timeline);
-    let pruned = smart::prune(&source, cfg, &*ctx.wordnet, ctx.embedder, &mut timeline)?;
+    let pruned = smart::prune_with(&source, cfg, facts, semantic, &mut timeline)?;
 
     ctx.stage(Stage::Shaping, &mut timeline);
     let mut tree = shaper::shape(pruned, cfg);
@@ -172,19 +180,20 @@ pub fn load_dataset_with_notes(
     let wn = &ctx.wordnet;
     let gloss = |wnid: &str| wn.gloss_of_wnid(wnid).map(str::to_string);
     let fetch = ctx.fetcher;
+    let mut notes = Vec::new();
     let tree = match cfg.dataset {
         Dataset::Tencent => {
-            let path = download::ensure(&ctx.data_dir, &tencent::FILE, fetch)?;
+            let path = download::ensure(&ctx.data_dir, &tencent::FILE, fetch, &mut notes)?;
             tencent::load(&path, &gloss)?
         }
-        Dataset::Imagenet => imagenet::load(wn, cfg, &ctx.data_dir, fetch)?,
+        Dataset::Imagenet => imagenet::load(wn, cfg, &ctx.data_dir, fetch, &mut notes)?,
         Dataset::Coco => coco::load(wn, &ctx.data_dir)?,
         Dataset::Openimages => {
             let loaded = openimages::load(wn, cfg, &ctx.data_dir, fetch)?;
             return Ok((loaded.tree, loaded.notes));
         }
     };
-    Ok((tree, Vec::new()))
+    Ok((tree, notes))
 }
 
 fn strip_glosses(node: &mut TaxonomyNode) {
@@ -234,5 +243,38 @@ mod tests {
         assert_eq!(g.events.iter().filter(|e| e.kind == EventKind::Stage).count(), 4);
         assert_eq!(g.stats.file_bytes, g.text.len() as u64);
         assert_eq!(g.source_stats.items, 9219, "Tencent labels (categories without children)");
+    }
+
+    /// Vectors from the text's bytes: any text gets one, the same text the same one (a unit
+    /// test of the stage sequence, not of the model).
+    struct ByteEmbedder;
+
+    impl crate::semantic::embedder::Embedder for ByteEmbedder {
+        fn embed(&self, texts: &[String]) -> Result<crate::semantic::embedder::Embeddings> {
+            let vector = |t: &String| {
+                let mut v = vec![0.1f32; 8];
+                t.bytes().enumerate().for_each(|(i, b)| v[(b as usize + i) % 8] += 1.0);
+                v
+            };
+            let vectors: Vec<Vec<f32>> = texts.iter().map(vector).collect();
+            Ok(crate::semantic::embedder::Embeddings { dim: 8, vectors, cache_hits: 0 })
+        }
+    }
+
+    /// Issue 12 item 20: the embedding batch is its own stage, so a progress display says
+    /// "embedding" while the server works, not "pruning".
+    #[test]
+    fn a_semantic_job_reports_an_embedding_stage_before_pruning() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |s: Stage| seen.lock().unwrap().push(s);
+        let mut c = ctx();
+        c.on_stage = Some(&record);
+        c.embedder = Some(&ByteEmbedder);
+        let p = Params { semantic_clean: Some(true), ..Default::default() };
+        generate(&p.resolve(Dataset::Coco), &c).unwrap();
+        let want =
+            [Stage::Loading, Stage::Embedding, Stage::Pruning, Stage::Shaping, Stage::Rendering];
+        assert_eq!(*seen.lock().unwrap(), want);
+        assert_eq!(Stage::Embedding.to_string(), "embedding");
     }
 }

@@ -112,7 +112,26 @@ pub fn unmatched_names(tree: &TaxonomyNode, cfg: &Config, facts: &dyn WordNetFac
     notes.extend(cfg.skip_nodes.iter().filter(missing).map(|k| {
         format!("skip node {k:?} matches no category of {}; it does nothing", cfg.dataset)
     }));
+    notes.extend(dropped_default_skips(cfg));
     notes
+}
+
+/// A `skip_nodes` list replaces the dataset's default one; when it leaves defaults out, the
+/// user may have meant to add to it, so say which are no longer skipped.
+fn dropped_default_skips(cfg: &Config) -> Option<String> {
+    if cfg.dataset != crate::params::Dataset::Tencent {
+        return None;
+    }
+    let given = |d: &&str| cfg.skip_nodes.iter().any(|k| k.trim().eq_ignore_ascii_case(d));
+    let dropped: Vec<&str> =
+        crate::params::TENCENT_SKIP_NODES.iter().copied().filter(|d| !given(d)).collect();
+    (!dropped.is_empty() && !cfg.skip_nodes.is_empty()).then(|| {
+        format!(
+            "skip_nodes replaces tencent's default list, so {} are no longer skipped; list them \
+             too to keep skipping them",
+            dropped.join(", ")
+        )
+    })
 }
 
 /// The configuration that holds for `node`: `cfg` with the node's smart overrides applied, or
@@ -175,9 +194,22 @@ pub fn prune(
     embedder: Option<&dyn Embedder>,
     timeline: &mut Timeline,
 ) -> Result<TaxonomyNode> {
+    let semantic = embed_texts(tree, cfg, facts, embedder, timeline)?;
+    prune_with(tree, cfg, facts, semantic, timeline)
+}
+
+/// The semantic stage for `embedder`, with every text the pruning walk can meet (labels and
+/// items, and the templated texts typicality scores) embedded in one batch up front. Its own
+/// step so a caller can say "embedding" while it runs, not "pruning".
+pub fn embed_texts<'a>(
+    tree: &TaxonomyNode,
+    cfg: &Config,
+    facts: &'a dyn WordNetFacts,
+    embedder: Option<&'a dyn Embedder>,
+    timeline: &mut Timeline,
+) -> Result<Option<SemanticStage<'a>>> {
     let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()));
     if let (Some(stage), true) = (semantic.as_mut(), cfg.needs_embeddings()) {
-        // One embedding batch for every text the walk can meet (labels and items).
         let mut texts = Vec::new();
         collect_texts(tree, &mut texts);
         if cleans_with_typicality(cfg) {
@@ -188,6 +220,17 @@ pub fn prune(
         }
         stage.prefetch(texts, timeline)?;
     }
+    Ok(semantic)
+}
+
+/// [`prune`] with the semantic stage [`embed_texts`] made.
+pub fn prune_with<'a>(
+    tree: &TaxonomyNode,
+    cfg: &Config,
+    facts: &'a dyn WordNetFacts,
+    semantic: Option<SemanticStage<'a>>,
+    timeline: &mut Timeline,
+) -> Result<TaxonomyNode> {
     let mut pruner = Pruner {
         facts,
         semantic,

@@ -35,8 +35,13 @@ struct Bars {
 impl Progress {
     /// `total` jobs will run on `slots` workers; `already` were done before (resumed).
     pub fn new(mode: Mode, total: usize, slots: usize) -> Self {
+        Self::drawing_to(mode, total, slots, ProgressDrawTarget::stdout())
+    }
+
+    /// [`Progress::new`] drawing its bars to `target` (tests draw to an in-memory terminal).
+    fn drawing_to(mode: Mode, total: usize, slots: usize, target: ProgressDrawTarget) -> Self {
         let bars = (mode == Mode::Bars).then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+            let multi = MultiProgress::with_draw_target(target);
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
                 ProgressStyle::with_template(
@@ -123,12 +128,16 @@ impl Progress {
                     bar.finish_and_clear();
                     b.multi.remove(&bar);
                 }
-                let _ = b.multi.println(format!("{} {line}", self.counter()));
                 b.overall.inc(1);
                 let failed = self.failed.load(Ordering::SeqCst);
                 if failed > 0 {
                     b.overall.set_message(format!("({failed} failed)"));
                 }
+                // `inc` only redraws when its rate limit allows (and never while a steady tick
+                // is installed), and `println` redraws the bars' last drawn lines: without a
+                // forced draw the bar showed 128/200 while the log said 154/200.
+                b.overall.force_draw();
+                let _ = b.multi.println(format!("{} {line}", self.counter()));
             }
             None if self.mode == Mode::Plain => say(format!("{} {line}", self.counter())),
             None => {}
@@ -183,5 +192,42 @@ fn finished_line(job: &JobSpec, o: &JobOutcome) -> String {
             o.error.as_deref().unwrap_or("(no message)")
         ),
         (status, _) => format!("{:<6} {}", status.as_str(), job.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobStatus;
+    use indicatif::InMemoryTerm;
+
+    fn jobs(n: usize) -> Vec<JobSpec> {
+        let list: String = (0..n).map(|i| format!("  - {{name: j{i}, params: {{}}}}\n")).collect();
+        let text = format!("config:\n  output_dir: out\n  dataset: coco\njobs:\n{list}");
+        crate::manifest::parse(&text, std::path::Path::new("m.yaml")).unwrap().jobs
+    }
+
+    /// Issue 12 item 20: after each finished job the overall bar shows the same count as the
+    /// log line just printed above it (it lagged by up to 26 of 200 jobs).
+    #[test]
+    fn the_overall_bar_keeps_up_with_the_log() {
+        let term = InMemoryTerm::new(60, 160);
+        let target = ProgressDrawTarget::term_like(Box::new(term.clone()));
+        let jobs = jobs(40);
+        let progress = Progress::drawing_to(Mode::Bars, jobs.len(), 2, target);
+        let ok = JobOutcome {
+            status: JobStatus::Succeeded,
+            error: None,
+            duration_s: 0.0,
+            metrics: None,
+        };
+        for (i, job) in jobs.iter().enumerate() {
+            progress.job_started(i % 2, job, None);
+            progress.job_finished(i % 2, job, &ok);
+            let screen = term.contents();
+            let want = format!("{}/40 jobs", i + 1);
+            let bar = screen.lines().rfind(|l| l.contains(" jobs")).unwrap_or_default();
+            assert!(bar.contains(&want), "after job {}: {bar:?}\n{screen}", i + 1);
+        }
     }
 }

@@ -30,7 +30,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
 
-use super::download::{self, DataFile, Fetch};
+use super::download::{self, DataFile, Fetch, Published};
 use crate::params::{Config, ImagenetFilter};
 use crate::senses::Namer;
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
@@ -41,6 +41,10 @@ pub const FILE_1K: DataFile = DataFile {
     folder: "imagenet",
     name: "imagenet_synsets.txt",
     url: "https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/timm/data/_info/imagenet_synsets.txt",
+    published: Some(Published {
+        bytes: 10000,
+        sha256: "70002b0ff5de60a3a17a82dbfcff291931f96225ddf941ad2e182fc39e183d15",
+    }),
 };
 
 /// The ImageNet-21k class list (21,843 wnids, Google's release order) as timm ships it; the
@@ -49,6 +53,10 @@ pub const FILE_21K: DataFile = DataFile {
     folder: "imagenet",
     name: "imagenet21k_goog_synsets.txt",
     url: "https://raw.githubusercontent.com/huggingface/pytorch-image-models/main/timm/data/_info/imagenet21k_goog_synsets.txt",
+    published: Some(Published {
+        bytes: 218430,
+        sha256: "66362bdedf36d933382edca5493fc562dcc17128ce36403c9e730a75f48cb2f2",
+    }),
 };
 
 /// Categories `blacklist` drops: WordNet's most abstract levels (by the synset's name lemma).
@@ -68,16 +76,22 @@ pub const ABSTRACT_CATEGORIES: &[&str] = &[
 ];
 
 /// Loads the ImageNet hierarchy for `cfg`, fetching the class list `cfg.filter` names into the
-/// data dir when it is missing.
-pub fn load(wn: &WordNet, cfg: &Config, data_dir: &Path, fetch: Fetch) -> Result<TaxonomyNode> {
-    let classes = match cfg.filter {
+/// data dir when it is missing (a present list that differs from the published one adds a note).
+pub fn load(
+    wn: &WordNet,
+    cfg: &Config,
+    data_dir: &Path,
+    fetch: Fetch,
+    notes: &mut Vec<String>,
+) -> Result<TaxonomyNode> {
+    let file = match cfg.filter {
         ImagenetFilter::None => None,
-        ImagenetFilter::OneK => {
-            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_1K, fetch)?)?)
-        }
-        ImagenetFilter::TwentyOneK => {
-            Some(read_class_list(wn, &download::ensure(data_dir, &FILE_21K, fetch)?)?)
-        }
+        ImagenetFilter::OneK => Some(&FILE_1K),
+        ImagenetFilter::TwentyOneK => Some(&FILE_21K),
+    };
+    let classes = match file {
+        Some(file) => Some(read_class_list(wn, &download::ensure(data_dir, file, fetch, notes)?)?),
+        None => None,
     };
     build_tree(wn, cfg, classes.as_ref())
 }
@@ -369,7 +383,7 @@ mod tests {
     #[test]
     fn imagenet_1k_strict_names_the_1000_classes_apart() {
         let config = cfg(Params { filter: Some(ImagenetFilter::OneK), ..Default::default() });
-        let tree = load(wn(), &config, &data_dir(), None).unwrap();
+        let tree = load(wn(), &config, &data_dir(), None, &mut Vec::new()).unwrap();
         let mut wnid_of: BTreeMap<String, String> = BTreeMap::new();
         tree.walk(&mut |n, _| {
             if n.children.is_empty() {
@@ -397,7 +411,7 @@ mod tests {
             strict: Some(false),
             ..Default::default()
         });
-        let tree = load(wn(), &config, &data_dir(), None).unwrap();
+        let tree = load(wn(), &config, &data_dir(), None, &mut Vec::new()).unwrap();
         assert_eq!(tree.name, "entity");
         assert!(tree.metadata.is_root);
         let list = read_class_list(wn(), &FILE_1K.path_in(&data_dir())).unwrap();

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::download::DataFile;
+use super::download::{DataFile, Published};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 
 /// The hierarchy file in the data dir and its official URL.
@@ -19,6 +19,10 @@ pub const FILE: DataFile = DataFile {
     folder: "tencent",
     name: "dictionary_and_semantic_hierarchy.txt",
     url: "https://raw.githubusercontent.com/Tencent/tencent-ml-images/master/data/dictionary_and_semantic_hierarchy.txt",
+    published: Some(Published {
+        bytes: 488167,
+        sha256: "4271c1bd49405c1453021a38039343bd810d8dc3a0fab23941fb286d528d45ce",
+    }),
 };
 
 /// Name of the virtual root that holds the dataset's several roots.
