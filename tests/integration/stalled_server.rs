@@ -67,3 +67,24 @@ fn a_server_that_never_answers_gives_a_waiting_line_and_a_clear_error() {
     assert!(err.contains("did not answer Embed in time"), "{err}");
     assert!(err.contains("--timeout"), "{err}");
 }
+
+/// The same timeout from the environment (`WILDCARDS_EMBED_TIMEOUT`), for tools started by
+/// scripts: the lint command gives up after it with the same clear error.
+#[test]
+fn the_timeout_can_come_from_the_environment() {
+    let addr = start_stalled_server();
+    let dir = tempfile::tempdir().expect("temp");
+    let skeleton = dir.path().join("s.yaml");
+    std::fs::write(&skeleton, "Animals:\n  - dog\n  - cat\n  - horse\n  - cow\n").expect("write");
+    let started = Instant::now();
+    let out = Command::new(binary("wildcards-gen"))
+        .args(["lint", skeleton.to_str().unwrap(), "--server", &addr])
+        .env(embed_api::client::ENV_TIMEOUT, "5")
+        .output()
+        .expect("run wildcards-gen");
+    let waited = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(waited < Duration::from_secs(40), "gave up after {waited:?}");
+    assert!(err.contains("did not answer Embed in time"), "{err}");
+}
