@@ -83,7 +83,7 @@ fn export_writes_one_txt_per_list_and_reports_every_renamed_key() {
     ];
     assert_eq!(files, want);
     let log = stderr(&o);
-    assert!(log.contains("exported 4 lists (5 items)"), "{log}");
+    assert!(log.contains("exported 4 lists (6 items)"), "{log}");
     assert!(log.contains("4 names changed"), "{log}");
     let why = "not safe as a file name or wildcard path";
     assert!(

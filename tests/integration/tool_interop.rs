@@ -82,8 +82,8 @@ pub fn skeletons(dir: &Path, cache: &str) -> Vec<(&'static str, PathBuf)> {
     ];
     for (label, file, args) in jobs {
         let p = path(file);
-        let mut all = vec!["dataset", "-q", "-o", p.to_str().unwrap()];
-        all.extend_from_slice(args);
+        let mut all = vec!["dataset", args[0], "-q", "-o", p.to_str().unwrap()];
+        all.extend_from_slice(&args[1..]);
         ok(wildcards_gen(&all));
         out.push((label, p));
     }
@@ -178,6 +178,7 @@ fn the_web_app_import_finds_every_instruction_and_item() {
                     || last.rsplit_once(' ').is_some_and(|(_, n)| n.parse::<u32>().is_ok())
             });
             assert_eq!(unreadable.count(), 0, "arranged group names: {keys:?}");
+            assert!(keys.iter().any(|k| k.ends_with(" > numbers")), "the numbers' group: {keys:?}");
         }
     }
 }
@@ -265,17 +266,30 @@ fn exported_names(
     ours.iter().map(|(path, items)| (written(path), items.clone())).collect()
 }
 
+/// Three wildcards in one template: a list whose key had parentheses (`Abstraction (Entity)`,
+/// which Dynamic Prompts' grammar could not name), one with a space in its path, and one more.
 #[test]
 fn a_template_with_three_wildcards_renders_from_the_txt_export() {
     let dir = tempfile::tempdir().unwrap();
-    let coco = dir.path().join("coco.yaml");
-    ok(wildcards_gen(&["dataset", "coco", "--smart", "-q", "-o", coco.to_str().unwrap()]));
+    let skeleton = dir.path().join("imagenet1k.yaml");
+    let args = ["dataset", "imagenet", "--filter", "1k", "--smart", "-q", "-o"];
+    ok(wildcards_gen(&[&args[..], &[skeleton.to_str().unwrap()]].concat()));
     let wild = dir.path().join("wildcards");
-    ok(wildcards_gen(&["export", coco.to_str().unwrap(), "-o", wild.to_str().unwrap()]));
-    let lists = exported_names(&lists_of(&read_yaml(&coco).unwrap()), &wild);
-    let names: Vec<(&String, &Vec<String>)> =
-        lists.iter().filter(|(_, v)| !v.is_empty()).take(3).collect();
-    assert_eq!(names.len(), 3, "COCO has at least three lists");
+    ok(wildcards_gen(&["export", skeleton.to_str().unwrap(), "-o", wild.to_str().unwrap()]));
+    let ours = lists_of(&read_yaml(&skeleton).unwrap());
+    let written = exported_names(&ours, &wild);
+    // (key path in the skeleton, written wildcard name, items), lists with items only.
+    type List<'a> = (&'a Vec<String>, &'a String, &'a Vec<String>);
+    let lists: Vec<List> = ours
+        .keys()
+        .zip(written.iter())
+        .filter(|(_, (_, v))| !v.is_empty())
+        .map(|(key, (name, items))| (key, name, items))
+        .collect();
+    let renamed = lists.iter().find(|(key, _, _)| key.iter().any(|k| k.contains('('))).unwrap();
+    let spaced = lists.iter().find(|(_, n, _)| n.contains(' ') && *n != renamed.1).unwrap();
+    let other = lists.iter().find(|(_, n, _)| *n != renamed.1 && *n != spaced.1).unwrap();
+    let names = [(renamed.1, renamed.2), (spaced.1, spaced.2), (other.1, other.2)];
     let template = format!(
         "a photo of a __{}__ next to a __{}__ and a __{}__",
         names[0].0, names[1].0, names[2].0
