@@ -204,6 +204,13 @@ fn the_export_parameter_writes_wildcards_beside_a_jobs_output() {
         let lists = txt_files(&batch.out().join(format!("{job}_wildcards")));
         let items: usize = lists.iter().map(|(_, l)| l.len()).sum();
         assert_eq!(items, skeleton.all_items().len(), "{job}");
+        let mut bare = Vec::new();
+        skeleton.walk(&mut |n, _| {
+            if n.metadata.gloss.is_none() {
+                bare.push(n.name.clone());
+            }
+        });
+        assert!(bare.is_empty(), "{job}: keys without instruction: {bare:?}");
         let root = format!("{}/", skeleton.name);
         assert!(lists.iter().all(|(p, _)| p.starts_with(&root)), "{root}: {lists:?}");
     }

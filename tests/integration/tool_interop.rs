@@ -30,10 +30,9 @@ pub fn run_tool(program: &str, args: &[&str], what: &str) -> String {
         .unwrap_or_else(|e| panic!("cannot run {program} ({what}): {e}; {SETUP_HINT}"));
     assert!(
         out.status.success(),
-        "{program} {args:?} failed ({}): {}\n{}",
+        "{program} {args:?} failed ({}): {}\n(a missing tool or package? {SETUP_HINT})",
         out.status,
-        String::from_utf8_lossy(&out.stderr),
-        if out.stderr.is_empty() { SETUP_HINT } else { "" }
+        String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }

@@ -7,6 +7,9 @@
 //! item that comes from an alias or a merge key, an anchored item an alias uses elsewhere, an
 //! item spanning several lines — the edit is refused with the reason. Every edit is checked:
 //! the edited text must read back as the original skeleton less exactly the flagged items.
+//!
+//! [`with_instructions`] then gives a key line that has no comment at all an `# instruction:`
+//! (every key of a skeleton carries one), again as an edit that is checked by reading back.
 
 use std::collections::HashSet;
 
