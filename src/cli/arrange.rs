@@ -81,6 +81,9 @@ impl ArrangeArgs {
         if root.children.is_empty() {
             root.items = terms.clone();
         }
+        // Every key carries an instruction, as in generated skeletons (WordNet glosses where
+        // the names came from WordNet, else a sentence from the group's parent and members).
+        wildcards_core::instructions::fill_missing(&mut root);
         let yaml = to_yaml(&root)?;
         eprintln!(
             "{} terms: {} groups, {} left over{}",

@@ -166,6 +166,14 @@ impl GenerateArgs {
         }
         let cfg = params.resolve(dataset);
         let output = self.output.clone().unwrap_or_else(|| default_output(dataset, cfg.format));
+        if is_stdout(&output) && cfg.export.is_some() {
+            return Err(UsageError(
+                "--export writes <output stem>_wildcards/ beside the output; give -o a file \
+                 name, not -"
+                    .into(),
+            )
+            .into());
+        }
         if is_stdout(&output) && self.analyze {
             return Err(UsageError(
                 "--analyze writes <output stem>.stats.json beside the output; give -o a file \
@@ -221,6 +229,9 @@ impl GenerateArgs {
                 print_analysis(&result, path);
             }
             eprintln!("{}", summary(&cfg, &output, &result.generated));
+            if let Some((dir, report)) = &result.export {
+                eprintln!("{}", report.summary(&format!("to {}", dir.display()), 10));
+            }
         }
         Ok(())
     }
@@ -235,7 +246,7 @@ fn to_stdout(
     let generated = wildcards_core::generate::generate(cfg, ctx)?;
     batch_client::out!("{}", generated.text);
     let duration_s = started.elapsed().as_secs_f64();
-    Ok(JobResult { generated, lint: None, stats_path: None, duration_s })
+    Ok(JobResult { generated, export: None, lint: None, stats_path: None, duration_s })
 }
 
 /// The format an output name implies: `.jsonl` / `.ndjson` JSONL, `.yaml` / `.yml` YAML.

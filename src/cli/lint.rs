@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use wildcards_core::edit::without_flagged;
+use wildcards_core::edit::{with_instructions, without_flagged};
+use wildcards_core::params::Format;
 use wildcards_core::params::OutlierMethod;
 use wildcards_core::semantic::lint::{check_list_sizes, lint_tree, LintReport};
 use wildcards_core::semantic::outliers::Scoring;
@@ -43,7 +44,9 @@ pub struct LintArgs {
     pub format: ReportFormat,
 
     /// Write the file without the outliers to --output: their lines are deleted, every other
-    /// byte is kept (comments, quoting, order); refused where an item is not a line of its own.
+    /// byte is kept (comments, quoting, order), except that a key line with no comment gets an
+    /// `# instruction:` (as every generated key has one); refused where an item is not a line
+    /// of its own.
     #[arg(long, requires = "output")]
     pub clean: bool,
 
@@ -107,8 +110,17 @@ impl LintArgs {
                 self.file.display()
             )
         })?;
+        // Keys without any comment get an instruction, as every generated key has one.
+        let (text, added) = match skeleton.format {
+            Format::Yaml => with_instructions(&text)?,
+            Format::Jsonl => (text, 0),
+        };
         write_output(out, &text)?;
-        eprintln!("wrote {} ({removed} outliers removed)", shown(out));
+        let added = match added {
+            0 => String::new(),
+            n => format!(", {n} instructions added"),
+        };
+        eprintln!("wrote {} ({removed} outliers removed{added})", shown(out));
         Ok(())
     }
 }

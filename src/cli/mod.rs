@@ -14,6 +14,7 @@ pub mod batch;
 pub mod compare;
 pub mod dataset;
 pub mod embedding;
+pub mod export;
 pub mod files;
 pub mod lint;
 pub mod params;
@@ -46,6 +47,9 @@ pub enum Command {
     Batch(batch::BatchCommand),
     /// Compare two skeletons: Jaccard of their items, adjusted Rand index of their grouping.
     Compare(compare::CompareArgs),
+    /// Export a skeleton as Dynamic Prompts wildcard files: one .txt per list in folders named
+    /// after the categories (`__Category/Sub/List__`).
+    Export(export::ExportArgs),
     /// Write a skeleton's viewer: a self-contained HTML page with a collapsible, searchable
     /// tree, item counts, glosses on hover and the lint's flagged items.
     View(view::ViewArgs),
@@ -61,6 +65,7 @@ impl Command {
             Command::Batch(_) => Ok(()),
             Command::Compare(args) => args.run(),
             Command::View(args) => args.run(),
+            Command::Export(args) => args.run(),
         }
     }
 }
@@ -75,9 +80,12 @@ by SIGTERM.";
 /// they have an end of their own (`batch`'s manifest help lists its own statuses).
 fn with_exit_help(cmd: clap::Command) -> clap::Command {
     let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
-    let mut cmd = match cmd.get_after_help() {
-        Some(_) => cmd,
-        None => cmd.after_help(EXIT_HELP),
+    let long = cmd.get_after_long_help().map(|long| format!("{long}\n\n{EXIT_HELP}"));
+    let mut cmd = match (cmd.get_after_help(), long) {
+        (Some(_), _) => cmd,
+        // A command with a long help text of its own (`export`) ends it with the statuses too.
+        (None, Some(long)) => cmd.after_help(EXIT_HELP).after_long_help(long),
+        (None, None) => cmd.after_help(EXIT_HELP),
     };
     for name in names {
         cmd = cmd.mut_subcommand(name, with_exit_help);

@@ -342,11 +342,18 @@ fn lint_clean_deletes_only_the_flagged_lines_of_a_hand_written_file() {
     for (_, _, item) in PLANTED {
         want = want.replacen(&format!("    - {item}\n"), "", 1);
     }
+    // Keys without any comment (extra, Spare, Odd, Empty) get an instruction appended.
+    let (want, added) = wildcards_core::edit::with_instructions(&want).unwrap();
+    assert_eq!(added, 4, "{want}");
+    assert!(
+        want.contains("\n  Odd: text # instruction: Test Skeleton items such as text\n"),
+        "{want}"
+    );
     assert_eq!(std::fs::read_to_string(&cleaned).unwrap(), want, "every other byte kept");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("`extra > Spare`: 2 items are not strings (42, null)"), "{stderr}");
     assert!(stderr.contains("`Test Skeleton > Odd` holds one value (\"text\")"), "{stderr}");
-    assert!(stderr.contains("4 outliers removed"), "{stderr}");
+    assert!(stderr.contains("4 outliers removed, 4 instructions added"), "{stderr}");
 
     // `-o -`: the cleaned file on stdout, the report on stderr.
     let out = lint_clean(&file, "-", &server.address());

@@ -7,6 +7,9 @@
 //! item that comes from an alias or a merge key, an anchored item an alias uses elsewhere, an
 //! item spanning several lines — the edit is refused with the reason. Every edit is checked:
 //! the edited text must read back as the original skeleton less exactly the flagged items.
+//!
+//! [`with_instructions`] then gives a key line that has no comment at all an `# instruction:`
+//! (every key of a skeleton carries one), again as an edit that is checked by reading back.
 
 use std::collections::HashSet;
 
@@ -49,6 +52,84 @@ pub fn without_flagged(skeleton: &Skeleton, report: &LintReport) -> Result<(Stri
         );
     }
     Ok((edited, removed))
+}
+
+/// The YAML text with an `# instruction:` comment at the end of every key line that has no
+/// comment at all and whose category has no instruction, made by
+/// [`crate::instructions::describe`] (what a generated skeleton would say); every other byte
+/// stays. Returns the text and how many comments were added; when the added comments would not
+/// read back as exactly those instructions, the text is returned unchanged (0 added).
+pub fn with_instructions(text: &str) -> Result<(String, usize)> {
+    let tree = from_yaml(text)?;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut expected = tree.clone();
+    let mut added: Vec<(usize, String)> = Vec::new();
+    for (line, path, commented) in scan_yaml(&lines).keys {
+        if commented {
+            continue;
+        }
+        let Some((node, parent)) = find(&tree, &path) else { continue };
+        if node.metadata.gloss.is_some() {
+            continue;
+        }
+        let gloss = crate::instructions::describe(node, parent);
+        if let Some(slot) = find_mut(&mut expected, &path) {
+            slot.metadata.gloss = Some(gloss.clone());
+            added.push((line, gloss));
+        }
+    }
+    if added.is_empty() {
+        return Ok((text.to_string(), 0));
+    }
+    let mut out = String::with_capacity(text.len() + added.len() * 64);
+    for (i, raw) in lines.iter().enumerate() {
+        match added.iter().find(|(l, _)| *l == i) {
+            Some((_, gloss)) => {
+                let body = raw.trim_end_matches(['\n', '\r']);
+                let end = &raw[body.len()..];
+                let gloss = crate::output::clean_comment(gloss);
+                out.push_str(&format!("{body} # instruction: {gloss}{end}"));
+                if end.is_empty() {
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(raw),
+        }
+    }
+    match from_yaml(&out) {
+        Ok(back) if back == expected => Ok((out, added.len())),
+        _ => Ok((text.to_string(), 0)),
+    }
+}
+
+/// The category at `path` (keys from the top) and its parent's name.
+fn find<'t>(
+    tree: &'t TaxonomyNode,
+    path: &[String],
+) -> Option<(&'t TaxonomyNode, Option<&'t str>)> {
+    let (mut node, rest) = match tree.name.is_empty() {
+        true => (tree.children.iter().find(|c| Some(&c.name) == path.first())?, &path[1..]),
+        false if Some(&tree.name) == path.first() => (tree, &path[1..]),
+        false => return None,
+    };
+    let mut parent = None;
+    for key in rest {
+        parent = Some(node.name.as_str());
+        node = node.children.iter().find(|c| &c.name == key)?;
+    }
+    Some((node, parent))
+}
+
+fn find_mut<'t>(tree: &'t mut TaxonomyNode, path: &[String]) -> Option<&'t mut TaxonomyNode> {
+    let (mut node, rest) = match tree.name.is_empty() {
+        true => (tree.children.iter_mut().find(|c| Some(&c.name) == path.first())?, &path[1..]),
+        false if Some(&tree.name) == path.first() => (tree, &path[1..]),
+        false => return None,
+    };
+    for key in rest {
+        node = node.children.iter_mut().find(|c| &c.name == key)?;
+    }
+    Some(node)
 }
 
 /// A JSONL skeleton has no empty categories: a category whose items all went is gone.
@@ -99,6 +180,8 @@ struct Scan {
     other_forms: Vec<(Vec<String>, &'static str)>,
     /// Anchor names some alias (`*name`) uses.
     aliased: HashSet<String>,
+    /// Key lines: (line, keys from the top down to this one, whether a comment follows).
+    keys: Vec<(usize, Vec<String>, bool)>,
 }
 
 fn yaml_lines_to_delete(lines: &[&str], flagged: &[(&[String], &str)]) -> Result<HashSet<usize>> {
@@ -204,6 +287,8 @@ fn scan_yaml(lines: &[&str]) -> Scan {
         let parent: Vec<String> = stack.iter().map(|(_, k)| k.clone()).collect();
         let is_merge = key == "<<";
         stack.push((indent, key));
+        let commented = rest.trim_start().starts_with('#') || rest.contains(" #");
+        scan.keys.push((i, stack.iter().map(|(_, k)| k.clone()).collect(), commented));
         let value = after_properties(rest.trim_start());
         if is_merge {
             scan.other_forms.push((parent, "its mapping takes entries from a merge key (`<<`)"));
@@ -377,6 +462,18 @@ Pets: # instruction: animals kept at home
         let aliased = yaml("A:\n  B: &b\n    - pug\n    - fist\n  C: *b\n");
         let e = without_flagged(&aliased, &report(&[(&["A", "C"], "fist")])).unwrap_err();
         assert!(e.to_string().contains("alias"), "{e}");
+    }
+
+    #[test]
+    fn keys_without_a_comment_get_an_instruction_and_nothing_else_changes() {
+        let text = "Root: # instruction: the top\n  Odd:\n    - \"012\"\n    - x\n  Kept: # a note\n    - y\n  Flow: [a, b]\n";
+        let (out, added) = with_instructions(text).unwrap();
+        assert_eq!(added, 2, "{out}");
+        assert_eq!(
+            out,
+            "Root: # instruction: the top\n  Odd: # instruction: Root items such as 012 and x\n    - \"012\"\n    - x\n  Kept: # a note\n    - y\n  Flow: [a, b] # instruction: Root items such as a and b\n"
+        );
+        assert_eq!(with_instructions(&out).unwrap(), (out.clone(), 0));
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
     let mut tree = shaper::shape(pruned, cfg);
     if cfg.no_glosses {
         strip_glosses(&mut tree);
+    } else {
+        // Groups named by a keyword or a member have no gloss: every key still gets one.
+        crate::instructions::fill_missing(&mut tree);
     }
     if cfg.dataset == Dataset::Imagenet && cfg.strict {
         let renames = imagenet::RenameCount::of(&source, &tree);

@@ -12,7 +12,9 @@
 pub mod compare;
 pub mod datasets;
 pub mod edit;
+pub mod export;
 pub mod generate;
+pub mod instructions;
 pub mod output;
 pub mod params;
 pub mod run;

@@ -93,7 +93,7 @@ fn write_node(
 }
 
 /// A comment must stay on one line and contain only printable characters.
-fn clean_comment(text: &str) -> String {
+pub fn clean_comment(text: &str) -> String {
     let replaced: String =
         text.chars().map(|c| if needs_escape(c) || c == '\t' { ' ' } else { c }).collect();
     replaced.trim().to_string()

@@ -90,6 +90,14 @@ pub enum Format {
     Jsonl,
 }
 
+/// What a job writes besides its skeleton (`export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// A folder of Dynamic Prompts `.txt` wildcard files (crate::export).
+    Txt,
+}
+
 /// ImageNet class-list filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -581,6 +589,12 @@ define_params! {
     format: Format => Format = |_| Format::Yaml,
         ParamDef { flag: Some("format"), value_name: "FORMAT", kind: Kind::Choice,
             values: &["yaml", "jsonl"], ..OUTPUT };
+    /// Also write the skeleton as wildcard files: `txt` = a folder `<output stem>_wildcards`
+    /// beside the output with one .txt per list (Dynamic Prompts `__Category/Sub/List__`; see
+    /// `wildcards-gen export --help`). Replaces an earlier export of the same job.
+    export: ExportFormat => Option<ExportFormat> = |_| None,
+        ParamDef { flag: Some("export"), value_name: "FORMAT", kind: Kind::Choice,
+            values: &["txt"], per_subtree: false, ..OUTPUT };
     /// Root synset: a name like animal.n.01 or a wnid like n00015388 [default: entity.n.01].
     root: String => String = |_| "entity.n.01".into(),
         ParamDef { flag: Some("root"), value_name: "SYNSET", ..IMAGENET };

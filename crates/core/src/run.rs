@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::export::{export_txt, job_export_dir, ExportReport};
 use crate::generate::{generate, GenerateContext, Generated};
 use crate::output::write_atomic;
-use crate::params::Config;
+use crate::params::{Config, ExportFormat};
 use crate::semantic::lint::lint_tree;
 use crate::semantic::outliers::Scoring;
 use crate::stats::{stats_path, Execution, FlaggedItem, FlaggedList, LintStats, StatsFile};
@@ -35,6 +36,8 @@ pub struct JobRequest<'a> {
 /// How a job went.
 pub struct JobResult {
     pub generated: Generated,
+    /// The wildcard folder written (`export: txt`) and what went into it.
+    pub export: Option<(PathBuf, ExportReport)>,
     /// The lint, when asked for.
     pub lint: Option<LintStats>,
     /// The stats file written, when asked for.
@@ -54,6 +57,17 @@ pub fn run_job(
 
     on_stage("writing");
     write_atomic(req.output, generated.text.as_bytes())?;
+    let export = match req.config.export {
+        Some(ExportFormat::Txt) => {
+            on_stage("exporting");
+            let dir = job_export_dir(req.output);
+            // A re-run replaces its own earlier export (never a folder an export did not write).
+            let report = export_txt(&generated.tree, &dir, true)
+                .with_context(|| format!("export: txt to {}", dir.display()))?;
+            Some((dir, report))
+        }
+        None => None,
+    };
 
     let lint = match req.lint {
         true => {
@@ -64,6 +78,7 @@ pub fn run_job(
     };
     let mut result = JobResult {
         generated,
+        export,
         lint,
         stats_path: None,
         duration_s: round_ms(req.started.elapsed().as_secs_f64()),

@@ -90,11 +90,14 @@ pub async fn run(config: ServerConfig) -> Result<()> {
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<EmbedderServer<EmbedService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(embed_api::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("cannot build the reflection service")?;
+    // Reflection in both versions: v1 for current clients, v1alpha for the many older ones
+    // still installed (grpcurl before 1.9 speaks only v1alpha and otherwise reports "server
+    // does not support the reflection API").
+    let reflection_v1 =
+        reflection_builder().build_v1().context("cannot build the reflection service (v1)")?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
+        .context("cannot build the reflection service (v1alpha)")?;
 
     // Requests up to the limits must decode, so our INVALID_ARGUMENT (with a message) answers
     // oversize requests instead of a bare transport limit.
@@ -124,8 +127,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let router =
-        Server::builder().add_service(health_service).add_service(reflection).add_service(embedder);
+    let router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(embedder);
     serve_until_signal(router, listener, config.exit_on_stdin_eof).await?;
 
     batcher.shutdown();
@@ -134,6 +140,17 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
     tracing::info!("embed-server stopped");
     Ok(())
+}
+
+/// What reflection describes: our service, health, and both reflection services themselves,
+/// so either version lists the same services.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(embed_api::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 /// The Embedder service behind a global concurrency limit: a request is decoded only once it

@@ -133,10 +133,38 @@ impl<'w> Namer<'w> {
                     .map(|s| synset_name(s, NameSource::MedoidHypernym))
             })
             .or_else(|| self.keyword(members, parent).map(|k| plain(k, NameSource::Keyword)))
-            .unwrap_or_else(|| plain(self.texts[medoid].clone(), NameSource::Medoid));
+            .unwrap_or_else(|| plain(self.readable_member(members, medoid), NameSource::Medoid));
         let mut name = base.clone();
-        name.name = unique_name(&base.name, &self.texts[medoid], taken);
+        name.name = unique_name(&base.name, &self.distinguishers(members, medoid), taken);
         name
+    }
+
+    /// The medoid's text when it has a letter; else the first member's that has one; else
+    /// `numbers` (all members number-like) or `symbols`. A bare `012` names nothing a reader
+    /// (or a prompt) can use.
+    fn readable_member(&self, members: &[usize], medoid: usize) -> String {
+        let has_letter = |i: &usize| self.texts[*i].chars().any(char::is_alphabetic);
+        if let Some(&i) = std::iter::once(&medoid).chain(members).find(|i| has_letter(i)) {
+            return self.texts[i].clone();
+        }
+        let number_like =
+            |t: &str| t.chars().all(|c| c.is_ascii_digit() || " .,:/+-_%".contains(c));
+        match members.iter().all(|&i| number_like(&self.texts[i])) {
+            true => "numbers".to_string(),
+            false => "symbols".to_string(),
+        }
+    }
+
+    /// What tells a group from a namesake: its readable members, medoid first.
+    fn distinguishers(&self, members: &[usize], medoid: usize) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for &i in std::iter::once(&medoid).chain(members) {
+            let t = &self.texts[i];
+            if t.chars().any(char::is_alphanumeric) && !out.contains(t) {
+                out.push(t.clone());
+            }
+        }
+        out
     }
 
     /// The leftovers bin: `Other (<parent>)`, else `Other (<keyword of the leftovers>)`, else
@@ -155,7 +183,7 @@ impl<'w> Namer<'w> {
             Some(c) => format!("Other ({c})"),
             None => "Other".to_string(),
         };
-        unique_name(&base, "", taken)
+        unique_name(&base, &["leftovers".to_string()], taken)
     }
 
     /// Offsets of the parent's senses and everything above them (never good sub-group names).
@@ -269,18 +297,29 @@ fn plain(name: String, source: NameSource) -> GroupName {
     GroupName { name, source, wnid: None, gloss: None }
 }
 
-/// `base`, else `base (<medoid>)`, else `base 2`, `base 3`, ... — the first not in `taken`
-/// (compared lower-cased).
-fn unique_name(base: &str, medoid: &str, taken: &[String]) -> String {
+/// `base`, else `base (<member>)` for the members in order (medoid first), else `base (<a>,
+/// <b>)` for pairs of them — the first not in `taken` (compared lower-cased). Never a bare
+/// counter (`fruit 2`): a reader cannot tell two such groups apart. Only when every such name
+/// is taken (members repeated across groups) does `base (<medoid>, group <k>)` end the search.
+fn unique_name(base: &str, members: &[String], taken: &[String]) -> String {
     let free = |n: &str| !taken.contains(&n.to_lowercase());
     if free(base) {
         return base.to_string();
     }
-    let with_medoid = format!("{base} ({medoid})");
-    if !medoid.is_empty() && medoid != base && free(&with_medoid) {
-        return with_medoid;
+    let lower = base.to_lowercase();
+    let usable: Vec<&String> = members.iter().filter(|m| m.to_lowercase() != lower).collect();
+    if let Some(n) = usable.iter().map(|m| format!("{base} ({m})")).find(|n| free(n)) {
+        return n;
     }
-    (2..).map(|k| format!("{base} {k}")).find(|n| free(n)).unwrap_or_default()
+    for (i, a) in usable.iter().enumerate() {
+        if let Some(n) =
+            usable[i + 1..].iter().map(|b| format!("{base} ({a}, {b})")).find(|n| free(n))
+        {
+            return n;
+        }
+    }
+    let first = usable.first().map_or("group".to_string(), |m| m.to_string());
+    (2..).map(|k| format!("{base} ({first}, group {k})")).find(|n| free(n)).unwrap_or_default()
 }
 
 /// Noun senses of a term; when it has none, those of its last word ("black-headed snake" ->
@@ -359,13 +398,30 @@ mod tests {
     }
 
     #[test]
-    fn collisions_get_the_medoid_then_a_counter() {
-        assert_eq!(unique_name("wine", "merlot", &[]), "wine");
-        assert_eq!(unique_name("wine", "merlot", &["wine".into()]), "wine (merlot)");
-        assert_eq!(
-            unique_name("wine", "merlot", &["wine".into(), "wine (merlot)".into()]),
-            "wine 2"
-        );
+    fn collisions_get_a_member_never_a_counter() {
+        let members = texts(&["merlot", "shiraz"]);
+        assert_eq!(unique_name("wine", &members, &[]), "wine");
+        assert_eq!(unique_name("wine", &members, &["wine".into()]), "wine (merlot)");
+        let taken = texts(&["wine", "wine (merlot)"]);
+        assert_eq!(unique_name("wine", &members, &taken), "wine (shiraz)");
+        let taken = texts(&["wine", "wine (merlot)", "wine (shiraz)"]);
+        assert_eq!(unique_name("wine", &members, &taken), "wine (merlot, shiraz)");
+        let taken = texts(&["wine", "wine (merlot)", "wine (shiraz)", "wine (merlot, shiraz)"]);
+        assert_eq!(unique_name("wine", &members, &taken), "wine (merlot, group 2)");
+    }
+
+    #[test]
+    fn number_medoids_get_a_readable_name() {
+        let t = texts(&["012", "345", "678", "zebra"]);
+        let namer = Namer::new(None, &t);
+        assert_eq!(namer.name_group(&[0, 1, 2], 0, None, &[]).name, "numbers");
+        assert_eq!(namer.name_group(&[0, 3], 0, None, &[]).name, "zebra");
+        let t = texts(&["#1", "@2", "&3"]);
+        assert_eq!(Namer::new(None, &t).name_group(&[0, 1, 2], 0, None, &[]).name, "symbols");
+        let t = texts(&["012", "345", "678", "901"]);
+        let namer = Namer::new(None, &t);
+        let taken = vec!["numbers".to_string()];
+        assert_eq!(namer.name_group(&[2, 3], 2, None, &taken).name, "numbers (678)");
     }
 
     #[test]
