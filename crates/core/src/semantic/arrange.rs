@@ -20,6 +20,7 @@ use super::naming::{NameSource, Namer};
 use super::reduce::{reduce, ReduceParams, MIN_ITEMS_TO_REDUCE};
 use super::vectors::VectorTable;
 use crate::params::{ClusterMethod, Config};
+use crate::shaper::title_case;
 use crate::taxonomy::TaxonomyNode;
 use crate::wordnet::WordNet;
 
@@ -91,8 +92,10 @@ impl Group {
         out
     }
 
+    /// The group as a category, its name title-cased as generated skeletons' categories are
+    /// (WordNet lemmas mix "fern" and "Christian"; a skeleton should not).
     fn to_node(&self) -> TaxonomyNode {
-        let mut node = TaxonomyNode::new(self.name.clone());
+        let mut node = TaxonomyNode::new(title_case(&self.name));
         node.items = self.items.clone();
         node.metadata.wnid = self.wnid.clone();
         node.metadata.gloss = self.gloss.clone();
@@ -147,7 +150,7 @@ impl Arrangement {
     pub fn to_nodes(&self) -> Vec<TaxonomyNode> {
         let mut nodes: Vec<TaxonomyNode> = self.groups.iter().map(Group::to_node).collect();
         if !self.leftovers.is_empty() {
-            let mut bin = TaxonomyNode::new(self.other_name.clone());
+            let mut bin = TaxonomyNode::new(title_case(&self.other_name));
             bin.items = self.leftovers.clone();
             bin.metadata.is_bin = true;
             bin.metadata.gloss = Some(bin_gloss(self.parent.as_deref()));
@@ -425,7 +428,34 @@ mod tests {
             if !a.leftovers.is_empty() {
                 assert_eq!(a.other_name, "Other (Things)");
             }
+            // Issue 12 item 20: the written names are title case, never mixed.
+            let mut nodes = a.to_nodes();
+            while let Some(n) = nodes.pop() {
+                assert_eq!(n.name, title_case(&n.name), "{name}: {:?}", n.name);
+                nodes.extend(n.children);
+            }
         }
+    }
+
+    #[test]
+    fn group_names_are_written_in_title_case() {
+        let group = |name: &str| Group {
+            name: name.into(),
+            source: NameSource::Lca,
+            wnid: None,
+            gloss: None,
+            items: vec!["x".into()],
+            children: Vec::new(),
+        };
+        let a = Arrangement {
+            groups: vec![group("fern"), group("Christian"), group("body of water")],
+            leftovers: vec!["y".into()],
+            other_name: "Other (plants)".into(),
+            parent: None,
+            stats: ArrangeStats::default(),
+        };
+        let names: Vec<String> = a.to_nodes().into_iter().map(|n| n.name).collect();
+        assert_eq!(names, ["Fern", "Christian", "Body Of Water", "Other (Plants)"]);
     }
 
     #[test]
