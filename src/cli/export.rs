@@ -31,8 +31,8 @@ change is printed and listed in DIR/.wildcards-gen-export (JSON). The folder is 
 and atomically (a temporary folder renamed into place). An existing non-empty DIR is an \
 error; --force replaces it, but only when an earlier export wrote it.
 
-Dynamic Prompts also reads the skeleton YAML itself (a .yaml file in the wildcards folder: \
-every list is a wildcard named by its key path), but a key with `(` cannot be named in a \
+Dynamic Prompts also reads the skeleton YAML itself (a .yaml file in the wildcards folder; it \
+skips .yml: every list is a wildcard named by its key path), but a key with `(` cannot be named in a \
 prompt. `--format dynamicprompts-yaml -o OUT.yaml` writes the YAML with the same safe names.
 
 In a batch, `export: txt` in a job's params (or default_params; `dataset --export txt` on the \
