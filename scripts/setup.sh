@@ -48,3 +48,17 @@ fi
 if [[ -f "$repo/scripts/fetch-model.sh" ]]; then
   bash "$repo/scripts/fetch-model.sh"
 fi
+
+# --- Slurm (issue 14: `--executor slurm`; the tests run a throw-away cluster with
+# scripts/slurm-local.sh). Service starts are skipped without an init system. ---
+have_slurm() {
+  local tool
+  for tool in slurmctld slurmd sbatch scontrol scancel squeue munged mungekey; do
+    command -v "$tool" >/dev/null 2>&1 || return 1
+  done
+}
+if ! have_slurm; then
+  echo "setup: installing Slurm and munge (slurmctld slurmd slurm-client munge)" >&2
+  apt_install --no-install-recommends slurmctld slurmd slurm-client munge
+fi
+# --- end Slurm ---
