@@ -351,3 +351,34 @@ jobs:
     assert!(task_log.contains("starting a private one"), "{task_log}");
     assert!(b.out().join(format!("slurm/embed-server-{array}_0.log")).is_file());
 }
+
+/// Slurm flags without `--executor slurm`, a bad time limit, and a manifest's bad
+/// `config.slurm` are usage errors (exit 2, nothing submitted) naming the flag or field; without
+/// the Slurm commands on PATH the batch says what is missing.
+#[test]
+fn slurm_options_are_checked_before_anything_is_submitted() {
+    let b = Batch::new("config: {output_dir: out}\njobs:\n  - {name: a, params: {smart: true}}\n");
+    let out = b.run(&["--partition", "short"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--partition is an option of --executor slurm"), "{}", text(&out));
+    let out = b.run(&["--executor", "slurm", "--time", "1h"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("\"1h\" is not a Slurm time limit"), "{}", text(&out));
+
+    let bad = Batch::new(
+        "config:\n  output_dir: out\n  slurm: {mem: lots}\njobs:\n  - {name: a, params: {smart: true}}\n",
+    );
+    let out = bad.run(&["--executor", "slurm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("manifest.yaml:3:"), "{}", text(&out));
+    assert!(
+        text(&out).contains("config.slurm.mem: \"lots\" is not a memory size"),
+        "{}",
+        text(&out)
+    );
+
+    let out = b.command(&["--executor", "slurm"]).env("PATH", "/nonexistent").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Slurm client commands (sbatch"), "{}", text(&out));
+    assert!(!b.out().join("slurm/array.json").exists());
+}
