@@ -724,9 +724,14 @@ pub fn describe(out_dir: &Path, s: &Survey) -> String {
         count(JobStatus::Resumed),
         count(JobStatus::Failed),
         unfinished,
-        match s.settled {
-            true => format!("report: `batch-client report {}`", out_dir.display()),
-            false => format!("report when done: `batch-client report {}`", out_dir.display()),
+        match (s.settled, s.record.finished) {
+            (true, true) if out_dir.join("report.md").is_file() => format!(
+                "report: {} (rebuild it with `batch-client report {}`)",
+                out_dir.join("report.md").display(),
+                out_dir.display()
+            ),
+            (true, _) => format!("write the report: `batch-client report {}`", out_dir.display()),
+            (false, _) => format!("report when done: `batch-client report {}`", out_dir.display()),
         }
     )
 }
