@@ -79,3 +79,17 @@ if ! grpcurl -version 2>&1 | grep -q "1\.8\.6"; then
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 # --- end of the interoperability tools ---
+
+# --- Slurm (issue 14: `--executor slurm`; the tests run a throw-away cluster with
+# scripts/slurm-local.sh). Service starts are skipped without an init system. ---
+have_slurm() {
+  local tool
+  for tool in slurmctld slurmd sbatch scontrol scancel squeue munged mungekey; do
+    command -v "$tool" >/dev/null 2>&1 || return 1
+  done
+}
+if ! have_slurm; then
+  echo "setup: installing Slurm and munge (slurmctld slurmd slurm-client munge)" >&2
+  apt_install --no-install-recommends slurmctld slurmd slurm-client munge
+fi
+# --- end Slurm ---

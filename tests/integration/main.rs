@@ -7,6 +7,7 @@ mod batch_folder;
 mod batch_manifests;
 mod batch_seed;
 mod batch_server;
+mod batch_slurm;
 mod batch_support;
 mod cli_forms;
 mod cli_usage;

@@ -11,5 +11,6 @@ pub mod manifest;
 pub mod report;
 pub mod report_html;
 pub mod server;
+pub mod slurm_options;
 pub mod stdout;
 pub mod viewer;

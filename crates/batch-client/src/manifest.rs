@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer};
 use serde_norway::{Mapping, Value};
 
 use crate::job::JobSpec;
+use crate::slurm_options::SlurmOptions;
 use wildcards_core::params::{self, Dataset, Format, Params};
 
 /// A manifest that parsed and validated, with its jobs expanded.
@@ -43,6 +44,8 @@ pub struct BatchConfig {
     pub baseline: Option<String>,
     /// Dataset folder for every job (relative to the manifest), else the tool's default.
     pub data_dir: Option<PathBuf>,
+    /// `config.slurm`: options of `--executor slurm` (flags win).
+    pub slurm: SlurmOptions,
 }
 
 /// A manifest that cannot be run: where the problem is and how to fix it.
@@ -116,6 +119,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, Box<ManifestError>> {
         default_params: config.default_params.unwrap_or_default(),
         baseline: config.baseline,
         data_dir: config.data_dir.map(|d| base.join(d)),
+        slurm: config.slurm.unwrap_or_default(),
     };
     let jobs = expand(&raw, &config, &base);
     v.check_expanded(&raw, &config, &jobs)?;
@@ -153,6 +157,7 @@ struct RawConfig {
     default_params: Option<Params>,
     baseline: Option<String>,
     data_dir: Option<PathBuf>,
+    slurm: Option<SlurmOptions>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -569,6 +574,9 @@ impl Validator<'_> {
             let at = [key("config")];
             if let Some(p) = &cfg.default_params {
                 self.check_params(p, &with(&at, [key("default_params")]))?;
+            }
+            if let Some((field, problem, fix)) = cfg.slurm.as_ref().and_then(|s| s.problem()) {
+                return Err(self.err(&with(&at, [key("slurm"), key(field)]), &problem, &fix));
             }
             if let Some(dir) = &cfg.output_dir {
                 if dir.as_os_str().is_empty() {

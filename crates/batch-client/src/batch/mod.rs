@@ -6,7 +6,8 @@
 //! 2. With `--resume`, jobs whose output and stats file exist for the same effective
 //!    parameters are not run again.
 //! 3. If a job needs embeddings, the embed-server is found (or a private one started).
-//! 4. The jobs run on `--workers` worker processes ([`pool`], [`worker`]).
+//! 4. The jobs run on an [`Executor`]: `--workers` local worker processes ([`pool`],
+//!    [`worker`]; the default), or one Slurm job array ([`slurm`], `--executor slurm`).
 //! 5. `report.md` and `summary.csv` are written, also after Ctrl-C (with what finished).
 //!
 //! Exit status: 0 all jobs succeeded, 1 some failed, 2 manifest or usage error (nothing ran),
@@ -17,12 +18,13 @@ pub mod pool;
 pub mod progress;
 pub mod protocol;
 pub mod record;
+pub mod slurm;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -33,7 +35,10 @@ use crate::manifest::{self, Manifest};
 use crate::report::{self, JobRecord, RunInfo};
 use anyhow::Context;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use wildcards_core::stats::StatsFile;
+
+use crate::slurm_options::{check_extra_arg, check_mem, check_time, SlurmOptions};
 
 use progress::{Mode, Progress};
 
@@ -59,6 +64,7 @@ A manifest (YAML; paths relative to it):
     html: true                   # a skeleton viewer <output stem>.html per job
     default_params: {preset: balanced}
     baseline: baseline           # optional: Jaccard / ARI of every job against this one
+    # slurm: {partition: short, time: 30, cpus_per_task: 4}   # for --executor slurm
   jobs:
     - name: baseline
       params: {smart: true}
@@ -79,7 +85,8 @@ pub struct BatchArgs {
     /// `report DIR` parses; a run without one is a usage error.)
     pub manifest: Option<PathBuf>,
 
-    /// Worker processes running jobs in parallel (capped at the number of jobs).
+    /// Worker processes running jobs in parallel (capped at the number of jobs). With
+    /// `--executor slurm`: array tasks running at once (the `%` of `sbatch --array`).
     #[arg(short, long, default_value_t = 2, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -134,6 +141,167 @@ pub struct BatchArgs {
     /// WILDCARDS_EMBED_TOKEN); the workers read it too.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// Where the jobs run: `local` worker processes, or `slurm`: one Slurm job array whose
+    /// tasks each run a slice of the jobs (the output folder must be on a filesystem the
+    /// compute nodes share; see "Running on a cluster" in the README).
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// Where a batch's jobs run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// Worker processes on this machine.
+    #[default]
+    Local,
+    /// One Slurm job array (sbatch); the client follows it, or exits with --detach.
+    Slurm,
+}
+
+/// The options of `--executor slurm`; a flag wins over the manifest's `config.slurm`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Slurm (with --executor slurm)")]
+pub struct SlurmArgs {
+    /// Jobs per array task (default: about a minute of work per task, judged from the jobs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs_per_task: Option<u32>,
+    /// CPUs of each array task, which runs that many worker processes (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub cpus_per_task: Option<u16>,
+    /// Partition to submit to (`sbatch --partition`).
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// Time limit of each array task: minutes, MM:SS, HH:MM:SS or D-HH:MM:SS.
+    #[arg(long, value_name = "LIMIT", value_parser = check_time)]
+    pub time: Option<String>,
+    /// Account to charge (`sbatch --account`).
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Quality of service (`sbatch --qos`).
+    #[arg(long, value_name = "NAME")]
+    pub qos: Option<String>,
+    /// Memory of each array task (`sbatch --mem`), e.g. 4G.
+    #[arg(long, value_name = "SIZE", value_parser = check_mem)]
+    pub mem: Option<String>,
+    /// One more sbatch option, repeatable: `--sbatch-arg=--constraint=avx2`.
+    #[arg(long = "sbatch-arg", value_name = "OPTION", allow_hyphen_values = true,
+          value_parser = check_extra_arg)]
+    pub sbatch_args: Vec<String>,
+    /// Submit the array, print its id and exit; `batch-client status DIR` follows it and
+    /// `batch-client report DIR` writes the report when it has finished.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+impl SlurmArgs {
+    /// The flags as Slurm options (to put over the manifest's).
+    pub fn options(&self) -> SlurmOptions {
+        SlurmOptions {
+            partition: self.partition.clone(),
+            time: self.time.clone(),
+            account: self.account.clone(),
+            qos: self.qos.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            extra_args: self.sbatch_args.clone(),
+        }
+    }
+
+    /// The first Slurm flag given, if any (they mean nothing to the local executor).
+    fn first_given(&self) -> Option<&'static str> {
+        let o = self.options();
+        [
+            (self.jobs_per_task.is_some(), "--jobs-per-task"),
+            (o.cpus_per_task.is_some(), "--cpus-per-task"),
+            (o.partition.is_some(), "--partition"),
+            (o.time.is_some(), "--time"),
+            (o.account.is_some(), "--account"),
+            (o.qos.is_some(), "--qos"),
+            (o.mem.is_some(), "--mem"),
+            (!o.extra_args.is_empty(), "--sbatch-arg"),
+            (self.detach, "--detach"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
+}
+
+/// The folders and files every worker is told about (from the batch's flags).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerPaths {
+    pub data_dir: Option<PathBuf>,
+    pub wordnet_dir: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl WorkerPaths {
+    fn of(args: &BatchArgs) -> Self {
+        Self {
+            data_dir: args.data_dir.clone(),
+            wordnet_dir: args.wordnet_dir.clone(),
+            token_file: args.token_file.clone(),
+        }
+    }
+}
+
+/// What runs a batch's jobs: the local worker pool or a Slurm job array. The rest of a batch
+/// (manifest, `--resume`, server, run record, report) is the same for both.
+pub trait Executor {
+    /// Runs `jobs`, telling `progress` about each, until all have ended or `stop` is set (then
+    /// what did not finish is left out, or marked interrupted).
+    fn execute(
+        &self,
+        jobs: Vec<JobSpec>,
+        progress: &Progress,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Executed>;
+}
+
+/// What an executor did with its jobs.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// Each job's outcome by job index.
+    pub outcomes: HashMap<usize, JobOutcome>,
+    /// Peak resident memory (KiB) of each worker process, when known.
+    pub worker_peak_rss_kb: Vec<u64>,
+    /// `--detach`: the submitted Slurm array's id; nothing has run yet.
+    pub detached: Option<String>,
+}
+
+/// The default executor: `--workers` worker processes here; a private embed-server is
+/// started again if it dies while they run.
+struct LocalExecutor<'a> {
+    cfg: pool::PoolConfig,
+    private: Option<&'a crate::server::PrivateServer>,
+}
+
+impl Executor for LocalExecutor<'_> {
+    fn execute(
+        &self,
+        jobs: Vec<JobSpec>,
+        progress: &Progress,
+        stop: &AtomicBool,
+    ) -> anyhow::Result<Executed> {
+        let jobs_done = AtomicBool::new(false);
+        let pooled = std::thread::scope(|scope| {
+            if let Some(p) = self.private {
+                let jobs_done = &jobs_done;
+                scope.spawn(move || p.supervise(jobs_done, &|msg: &str| progress.note(msg)));
+            }
+            let pooled = pool::run(&self.cfg, jobs, progress, stop);
+            jobs_done.store(true, Ordering::SeqCst);
+            pooled
+        });
+        Ok(Executed {
+            outcomes: pooled.outcomes,
+            worker_peak_rss_kb: pooled.worker_peak_rss_kb.values().copied().collect(),
+            detached: None,
+        })
+    }
 }
 
 /// Set to `1` by the pool for the worker processes it starts. Worker mode needs it and the
@@ -167,6 +335,9 @@ pub fn is_worker_process() -> bool {
 /// `batch-client` or `wildcards-gen batch`); call it when [`is_worker_process`].
 pub fn worker_main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args: Vec<OsString> = args.into_iter().collect();
+    if args.iter().any(|a| a == "--slurm-task") {
+        return slurm::task_main(&args);
+    }
     if !args.iter().any(|a| a == "--worker") {
         eprintln!(
             "error: {WORKER_ENV}=1 is set, which only a batch's own worker processes use; unset \
@@ -214,6 +385,14 @@ pub enum BatchSubcommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Say how a batch in its output folder stands, without running anything: its jobs by
+    /// state, and for a Slurm run (also one submitted with --detach) the array's tasks by
+    /// state.
+    Status {
+        /// The batch's output folder (holds batch-run.json).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 impl BatchCommand {
@@ -221,6 +400,7 @@ impl BatchCommand {
     pub fn run(self, invocation: &[&str]) -> ExitCode {
         match self.command {
             Some(BatchSubcommand::Report { dir, quiet }) => report_dir(&dir, quiet),
+            Some(BatchSubcommand::Status { dir }) => status_dir(&dir),
             None => main(self.run, invocation),
         }
     }
@@ -251,6 +431,16 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if args.executor == ExecutorKind::Local {
+        if let Some(flag) = args.slurm.first_given() {
+            eprintln!("error: {flag} is an option of --executor slurm; add `--executor slurm`");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    if let Some((field, problem, fix)) = args.slurm.options().problem() {
+        eprintln!("error: the Slurm option {field}: {problem}\n  fix: {fix}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     if args.dry_run {
         print_dry_run(&manifest);
         return ExitCode::from(EXIT_OK);
@@ -318,9 +508,13 @@ fn print_dry_run(m: &Manifest) {
 /// Runs the validated manifest; returns the exit status.
 fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8> {
     let out_dir = &m.config.output_dir;
-    let _claim = match folder::claim(m, args.force, args.resume) {
+    let slurm = args.executor == ExecutorKind::Slurm;
+    let claimed = folder::claim(m, args.force, args.resume)
+        .map_err(|folder::Refused(why)| why)
+        .and_then(|claim| slurm::check_folder(out_dir, slurm).map(|()| claim));
+    let _claim = match claimed {
         Ok(claim) => claim,
-        Err(folder::Refused(why)) => {
+        Err(why) => {
             eprintln!("error: {why}");
             return Ok(EXIT_USAGE);
         }
@@ -328,61 +522,49 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let (stop, signal) = install_ctrl_c();
 
     let (resumed, to_run) = split_resumable(args.resume, &m.jobs);
-    let workers = usize::from(args.workers).min(to_run.len()).max(1);
+    let workers = match slurm {
+        true => usize::from(args.workers),
+        false => usize::from(args.workers).min(to_run.len()).max(1),
+    };
     let mode = output_mode(args);
-    let progress = Progress::new(mode, to_run.len(), workers);
-    announce(&progress, m, workers, resumed.len());
+    let progress = Progress::new(mode, to_run.len(), if slurm { 1 } else { workers });
+    announce(&progress, m, workers, slurm, resumed.len());
 
     let mut outcomes: HashMap<usize, JobOutcome> = resumed;
-    let (server, private) = server_or_fail_jobs(args, m, &to_run, &progress, &mut outcomes);
+    let servers = Servers::choose(args, m, &to_run, &progress, &mut outcomes);
     let runnable: Vec<JobSpec> =
         to_run.into_iter().filter(|j| !outcomes.contains_key(&j.index)).collect();
-    let server_note = match (&server, &private) {
-        (Some(addr), Some(_)) => Some(format!("{addr} (private, started and stopped by this run)")),
-        (Some(addr), None) => Some(format!("{addr} (shared)")),
-        _ => None,
-    };
     let mut info = RunInfo {
         manifest: m.path.clone(),
         output_dir: out_dir.clone(),
         workers,
-        server: server_note,
+        server: servers.note.clone(),
         baseline: m.config.baseline.clone(),
         ..Default::default()
     };
     // Written now so that `batch-client report DIR` works even if this run is killed.
     record::RunRecord::new(&info, &records_in_order(m, outcomes.clone()), false).save(out_dir)?;
 
-    let cfg = pool::PoolConfig {
-        command: worker_command(args, invocation, server.as_deref())?,
-        workers,
-        job_timeout: args.job_timeout.map(Duration::from_secs_f64),
-    };
-    // While the jobs run, a private server that dies is started again (see server.rs).
-    let jobs_done = AtomicBool::new(false);
-    let pooled = std::thread::scope(|scope| {
-        if let Some(p) = &private {
-            let (jobs_done, progress) = (&jobs_done, &progress);
-            scope.spawn(move || p.supervise(jobs_done, &|msg: &str| progress.note(msg)));
-        }
-        let pooled = pool::run(&cfg, runnable, &progress, &stop);
-        jobs_done.store(true, Ordering::SeqCst);
-        pooled
-    });
-    outcomes.extend(pooled.outcomes);
+    let executed = execute(args, m, invocation, &servers, runnable, &progress, &stop)?;
+    if let Some(id) = &executed.detached {
+        progress.finish();
+        say_detached(mode, id, out_dir);
+        return Ok(EXIT_OK);
+    }
+    outcomes.extend(executed.outcomes);
     let interrupted = stop.load(Ordering::SeqCst);
     progress.finish();
 
     let mut records = records_in_order(m, outcomes);
     info.wall_s = progress.elapsed().as_secs_f64();
     info.interrupted = interrupted;
-    info.worker_peak_rss_kb = pooled.worker_peak_rss_kb.values().copied().collect();
+    info.worker_peak_rss_kb = executed.worker_peak_rss_kb;
     info.server_peak_rss_kb =
-        private.as_ref().and_then(|p| embed_api::process::peak_rss_kib(p.pid()));
+        servers.private.as_ref().and_then(|p| embed_api::process::peak_rss_kib(p.pid()));
     let written = record::RunRecord::new(&info, &records, true)
         .save(out_dir)
         .and_then(|()| write_all_reports(&mut info, &mut records));
-    if let Some(p) = private {
+    if let Some(p) = servers.private {
         p.stop();
         if mode != Mode::Quiet {
             progress::say("stopped the private embed-server".into());
@@ -392,6 +574,118 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let code = finish(mode, &info, &records, &written);
     let terminated = signal.load(Ordering::SeqCst) == signal_hook::consts::SIGTERM;
     Ok(if code == EXIT_INTERRUPTED && terminated { EXIT_TERMINATED } else { code })
+}
+
+/// The embed-server of a run: the address the workers (or Slurm tasks) are given, the private
+/// server this run started, and the report's line about it.
+struct Servers {
+    addr: Option<String>,
+    private: Option<crate::server::PrivateServer>,
+    note: Option<String>,
+}
+
+impl Servers {
+    /// Local: [`server_or_fail_jobs`]. Slurm: never a private server of the client's (the
+    /// tasks outlive it with --detach, and run on other nodes); see [`slurm`].
+    fn choose(
+        args: &BatchArgs,
+        m: &Manifest,
+        to_run: &[JobSpec],
+        progress: &Progress,
+        outcomes: &mut HashMap<usize, JobOutcome>,
+    ) -> Self {
+        if args.executor == ExecutorKind::Slurm {
+            if !to_run.iter().any(JobSpec::needs_embeddings) {
+                return Servers { addr: None, private: None, note: None };
+            }
+            let addr = embed_api::client::resolve_server(args.server.as_deref());
+            if crate::server::is_healthy(&addr, Duration::from_secs(2)) {
+                progress.note(&format!(
+                    "using the embed-server at {addr} for the Slurm tasks (the compute nodes \
+                     must reach it)"
+                ));
+                let note = Some(format!("{addr} (shared)"));
+                return Servers { addr: Some(addr), private: None, note };
+            }
+            progress.note(&format!(
+                "no embed-server answers at {addr} here: each Slurm task uses it if it answers \
+                 on the task's node, else starts a private one there for its jobs"
+            ));
+            let note = format!("{addr} if it answered on a task's node, else a private one per Slurm task (started and stopped by the task)");
+            return Servers { addr: Some(addr), private: None, note: Some(note) };
+        }
+        let (addr, private) = server_or_fail_jobs(args, m, to_run, progress, outcomes);
+        let note = match (&addr, &private) {
+            (Some(a), Some(_)) => Some(format!("{a} (private, started and stopped by this run)")),
+            (Some(a), None) => Some(format!("{a} (shared)")),
+            _ => None,
+        };
+        Servers { addr, private, note }
+    }
+}
+
+/// Runs `jobs` on the executor `--executor` chose.
+fn execute(
+    args: &BatchArgs,
+    m: &Manifest,
+    invocation: &[&str],
+    servers: &Servers,
+    jobs: Vec<JobSpec>,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> anyhow::Result<Executed> {
+    let paths = WorkerPaths::of(args);
+    let executor: Box<dyn Executor + '_> = match args.executor {
+        ExecutorKind::Local => Box::new(LocalExecutor {
+            cfg: pool::PoolConfig {
+                command: worker_command(invocation, servers.addr.as_deref(), &paths)?,
+                workers: usize::from(args.workers).min(jobs.len()).max(1),
+                job_timeout: args.job_timeout.map(Duration::from_secs_f64),
+                own_process_groups: true,
+            },
+            private: servers.private.as_ref(),
+        }),
+        ExecutorKind::Slurm => {
+            if let Some(f) = &paths.token_file {
+                // Checked here, once, rather than failing every job in its task.
+                crate::embedder::Access { timeout: None, token_file: Some(f.clone()) }.token()?;
+            }
+            let spec = slurm::TaskSpec {
+                manifest: m.path.clone(),
+                slices: Vec::new(),
+                workers: usize::from(
+                    args.slurm.cpus_per_task.or(m.config.slurm.cpus_per_task).unwrap_or(1),
+                ),
+                job_timeout_s: args.job_timeout,
+                server: servers.addr.clone(),
+                paths,
+                invocation: invocation.iter().map(|s| s.to_string()).collect(),
+            };
+            Box::new(slurm::SlurmExecutor::new(
+                &m.config.output_dir,
+                &m.path,
+                m.config.slurm.overlaid(&args.slurm.options()),
+                args.slurm.jobs_per_task.map(|n| n as usize),
+                usize::from(args.workers),
+                args.slurm.detach,
+                spec,
+            )?)
+        }
+    };
+    executor.execute(jobs, progress, stop)
+}
+
+/// `--detach`: the array's id (alone with --quiet, for scripts) and what to run next.
+fn say_detached(mode: Mode, id: &str, out_dir: &Path) {
+    if mode == Mode::Quiet {
+        progress::say(id.to_string());
+        return;
+    }
+    let dir = out_dir.display();
+    progress::say(format!(
+        "detached: Slurm array {id} runs the jobs; follow it with `batch-client status {dir}`, \
+         and write the report with `batch-client report {dir}` when it has finished"
+    ));
 }
 
 /// The report files of a batch, where they were written.
@@ -425,9 +719,20 @@ pub fn write_all_reports(info: &mut RunInfo, records: &mut [JobRecord]) -> anyho
 }
 
 /// `batch-client report DIR`: rebuilds the report files of the batch whose output folder is
-/// `dir` from its run record and stats files, without running anything.
+/// `dir` from its run record and stats files, without running anything. For a Slurm run
+/// (also a detached one) the tasks' results come first, and jobs of tasks Slurm ended early
+/// are failed with its reason; a finished array's run is recorded as finished.
 pub fn report_dir(dir: &std::path::Path, quiet: bool) -> ExitCode {
-    let result = record::rebuild(dir).and_then(|(mut info, mut records)| {
+    let result = slurm::settle(dir).and_then(|survey| {
+        if let Some(s) = survey.filter(|s| !s.settled) {
+            eprintln!(
+                "note: the Slurm array is still running; this report is partial\n{}",
+                slurm::describe(dir, &s)
+            );
+        }
+        record::rebuild(dir)
+    });
+    let result = result.and_then(|(mut info, mut records)| {
         let written = write_all_reports(&mut info, &mut records)?;
         Ok((info, records, written))
     });
@@ -435,6 +740,43 @@ pub fn report_dir(dir: &std::path::Path, quiet: bool) -> ExitCode {
         Ok((info, records, w)) => {
             let mode = if quiet { Mode::Quiet } else { Mode::Plain };
             let _ = finish(mode, &info, &records, &w);
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_JOBS_FAILED)
+        }
+    }
+}
+
+/// `batch-client status DIR`: how the batch in `dir` stands (see [`BatchSubcommand::Status`]).
+pub fn status_dir(dir: &Path) -> ExitCode {
+    let said = slurm::survey(dir).and_then(|survey| match survey {
+        Some(s) => Ok(slurm::describe(dir, &s)),
+        None => {
+            let record = record::RunRecord::load(dir)?;
+            let (_, records) = record::rebuild(dir)?;
+            let count = |s: JobStatus| records.iter().filter(|r| r.outcome.status == s).count();
+            let state = match (record.finished, record.interrupted) {
+                (true, false) => "finished",
+                (true, true) => "interrupted (Ctrl-C)",
+                (false, _) => "running, or stopped before it finished",
+            };
+            Ok(format!(
+                "{}: local run, {state}\njobs: {} — {} succeeded, {} resumed, {} failed, {} not \
+                 finished",
+                dir.display(),
+                records.len(),
+                count(JobStatus::Succeeded),
+                count(JobStatus::Resumed),
+                count(JobStatus::Failed),
+                count(JobStatus::NotRun) + count(JobStatus::Interrupted)
+            ))
+        }
+    });
+    match said {
+        Ok(text) => {
+            progress::say(text);
             ExitCode::from(EXIT_OK)
         }
         Err(e) => {
@@ -477,13 +819,16 @@ fn output_mode(args: &BatchArgs) -> Mode {
 }
 
 /// The first lines of a run: what runs where, and what `--resume` skips.
-fn announce(progress: &Progress, m: &Manifest, workers: usize, resumed: usize) {
+fn announce(progress: &Progress, m: &Manifest, workers: usize, slurm: bool, resumed: usize) {
+    let plural = if workers == 1 { "" } else { "s" };
+    let on = match slurm {
+        true => format!("as a Slurm array (at most {workers} task{plural} at once)"),
+        false => format!("on {workers} worker{plural}"),
+    };
     progress.note(&format!(
-        "batch {}: {} jobs on {} worker{} -> {}",
+        "batch {}: {} jobs {on} -> {}",
         m.path.display(),
         m.jobs.len(),
-        workers,
-        if workers == 1 { "" } else { "s" },
         m.config.output_dir.display()
     ));
     if resumed > 0 {
@@ -650,9 +995,9 @@ fn choose_server(
 /// The command line that starts one worker: this executable in worker mode (the pool adds
 /// [`WORKER_ENV`]).
 fn worker_command(
-    args: &BatchArgs,
     invocation: &[&str],
     server: Option<&str>,
+    args: &WorkerPaths,
 ) -> anyhow::Result<Vec<OsString>> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the running executable: {e}"))?;

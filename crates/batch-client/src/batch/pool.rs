@@ -29,6 +29,11 @@ pub struct PoolConfig {
     pub command: Vec<OsString>,
     pub workers: usize,
     pub job_timeout: Option<Duration>,
+    /// Start each worker in its own process group, so that a Ctrl-C in the terminal reaches
+    /// batch-client only (which stops the workers itself and still writes the report). Off in
+    /// a Slurm array task: there Slurm's signals (scancel, time limit) must reach the workers
+    /// with the task, which proctrack/pgid finds by the task's process group.
+    pub own_process_groups: bool,
 }
 
 /// What a pool run produced.
@@ -47,6 +52,18 @@ pub fn run(
     progress: &Progress,
     stop: &AtomicBool,
 ) -> PoolResult {
+    run_with(cfg, jobs, progress, stop, &|_, _| {})
+}
+
+/// [`run`], calling `on_done` with every job's outcome as soon as it is known (a Slurm array
+/// task records it for the client there).
+pub fn run_with(
+    cfg: &PoolConfig,
+    jobs: Vec<JobSpec>,
+    progress: &Progress,
+    stop: &AtomicBool,
+    on_done: &(dyn Fn(&JobSpec, &JobOutcome) + Sync),
+) -> PoolResult {
     let slots = cfg.workers.clamp(1, jobs.len().max(1));
     let queue = Mutex::new(VecDeque::from(jobs));
     let results = Mutex::new(PoolResult::default());
@@ -61,6 +78,7 @@ pub fn run(
                     }
                     let Some(job) = lock(queue).pop_front() else { break };
                     let (outcome, peak) = runner.run(&job);
+                    on_done(&job, &outcome);
                     progress.job_finished(slot, &job, &outcome);
                     let mut r = lock(results);
                     r.outcomes.insert(job.index, outcome);
@@ -201,15 +219,17 @@ impl Slot<'_> {
 
     fn spawn(&self) -> Result<Worker, String> {
         let (program, args) = self.cfg.command.split_first().ok_or("no worker command")?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .env(super::WORKER_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Own process group: a Ctrl-C in the terminal reaches batch-client only, which
-            // then stops the workers itself and still writes the report.
-            .process_group(0)
+            .stderr(Stdio::piped());
+        if self.cfg.own_process_groups {
+            command.process_group(0);
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start a worker ({}): {e}", program.to_string_lossy()))?;
         let stdin = child.stdin.take().ok_or("worker stdin")?;

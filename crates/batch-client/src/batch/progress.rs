@@ -79,6 +79,16 @@ impl Progress {
         }
     }
 
+    /// The state of the executor (a Slurm array's per-state task counts): on a terminal the
+    /// overall bar's message, else a log line (the caller says it only when it changes).
+    pub fn status(&self, msg: &str) {
+        match (&self.bars, self.mode) {
+            (Some(b), _) => b.overall.set_message(msg.to_string()),
+            (None, Mode::Plain) => say(msg.to_string()),
+            _ => {}
+        }
+    }
+
     /// A log line from a worker: shown except with --quiet.
     pub fn log(&self, msg: &str) {
         self.note(msg);
