@@ -240,7 +240,9 @@ matrix:
         if r["status"] == "failed" {
             failed += 1;
             assert!(of_task_1.contains(&r["job"].as_str()), "only task 1's jobs fail: {r:?}");
-            let reason = format!("Slurm task {victim} ended CANCELLED (exit code 0:15)");
+            // The exit code depends on when the signal lands (0:15 while Slurm's step runs,
+            // 1:0 once the task's own handler ran): the state and the code are both named.
+            let reason = format!("Slurm task {victim} ended CANCELLED (exit code ");
             assert!(r["error"].contains(&reason), "{r:?}");
         } else {
             assert_eq!(r["status"], "succeeded", "{r:?}");
