@@ -2,8 +2,19 @@
 # Everything CI checks: formatting, clippy with warnings as errors, and all tests (unit,
 # property and end-to-end). Installs what is missing first (scripts/setup.sh).
 set -euo pipefail
-# Nothing here reads the terminal. cargo's rustc probes (`rustc - --print=...`) and build
-# scripts inherit stdin; a CI runner's stdin holding text once made such a probe fail to parse.
+# /dev/null must be the device: cargo gives its rustc probes `/dev/null` as stdin, and an
+# earlier build of this tool, run as root with `-o /dev/null`, renamed a plain file over it
+# (fixed in output::write_atomic), so the probes read stray text and the build failed. Put the
+# device back when it is not one (as root; otherwise say so).
+if [[ ! -c /dev/null ]]; then
+  if [[ "$(id -u)" -eq 0 ]]; then
+    echo "test.sh: /dev/null is not a device; recreating it" >&2
+    rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+  else
+    echo "test.sh: /dev/null is not a device (ask an administrator to recreate it)" >&2
+  fi
+fi
+# Nothing here reads the terminal.
 exec </dev/null
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

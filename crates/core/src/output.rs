@@ -531,6 +531,9 @@ fn jsonl_node<'a>(node: &'a TaxonomyNode, path: &mut Vec<&'a str>, out: &mut Str
 /// renamed over `path`, so a reader never sees half a file. The file gets the mode a plain
 /// create would give it (0666 less the umask), or, when it replaces a file, that file's mode.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if is_special_file(path) {
+        return write_in_place(path, contents);
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the output folder {}", dir.display()))?;
@@ -559,10 +562,49 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` exists and is not a regular file or a folder: a device (`/dev/null`), a FIFO
+/// or a socket. Renaming a temp file over one would replace it — as root, `-o /dev/null` once
+/// turned the machine's `/dev/null` into a plain file that then held whatever was written to
+/// it — so such a path is written in place (there is no half-written file to protect anyway).
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+fn write_in_place(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A FIFO (as `/dev/null`, a device) is written into, never replaced by a renamed file.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_device_output_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "still a FIFO");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+
+        write_atomic(Path::new("/dev/null"), b"nothing").unwrap();
+        let null = std::fs::metadata("/dev/null").unwrap();
+        assert!(null.file_type().is_char_device(), "/dev/null is still the device");
+    }
 
     fn sample() -> TaxonomyNode {
         let mut root = TaxonomyNode::with_gloss("Animal", "a living organism");
