@@ -452,3 +452,62 @@ fn a_burst_of_large_requests_is_bounded_in_memory() {
     assert!(bounded < 0.6 * unbounded, "bounded {bounded:.0} MiB vs {unbounded:.0} MiB");
     assert!(bounded < 200.0, "bounded growth {bounded:.0} MiB");
 }
+
+/// Back-pressure: 64 clients at once, each with its own 2,000 texts (128,000 distinct texts,
+/// 4 chunks of 512 in flight per client), against a queue bound of 4,096 texts. The server
+/// refuses what does not fit with RESOURCE_EXHAUSTED and a retry hint; the clients back off
+/// and retry, and every client ends with exactly its vectors (checked bit for bit on a
+/// sample of 16 texts per client against a single client's answer, which the batcher makes
+/// identical), while the server's memory stays bounded.
+#[test]
+fn a_burst_of_64_clients_is_pushed_back_and_every_client_gets_exactly_its_vectors() {
+    const CLIENTS: usize = 64;
+    const TEXTS: usize = 2000;
+    const SAMPLE_EVERY: usize = 125;
+    let args = ["--max-queued-texts", "4096"].map(String::from).to_vec();
+    let server =
+        EmbedServer::start(EmbedServerOptions { extra_args: args, ..Default::default() }).unwrap();
+    let names = tencent_names(TEXTS);
+    let texts_of = |client: usize| -> Vec<String> {
+        names.iter().map(|name| format!("{name} {client}")).collect()
+    };
+    // The sample, embedded by one client before the burst (no cache: the burst recomputes).
+    let sample: Vec<String> = (0..CLIENTS)
+        .flat_map(|c| texts_of(c).into_iter().skip(c % SAMPLE_EVERY).step_by(SAMPLE_EVERY))
+        .collect();
+    let expected = server.client().unwrap().embed(&sample).unwrap().vectors;
+    let per_client = TEXTS.div_ceil(SAMPLE_EVERY);
+
+    let started = Instant::now();
+    let pushbacks: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (server, texts, expected) =
+                    (&server, texts_of(c), &expected[c * per_client..(c + 1) * per_client]);
+                scope.spawn(move || {
+                    // A window long enough for the whole burst to drain on a busy 2-core box.
+                    let client =
+                        server.client_with(|o| o.retry_for = Duration::from_secs(1800)).unwrap();
+                    let got = client.embed(&texts).unwrap_or_else(|e| panic!("client {c}: {e}"));
+                    assert_eq!((got.dim, got.vectors.len()), (384, TEXTS), "client {c}");
+                    let mine = got.vectors.iter().skip(c % SAMPLE_EVERY).step_by(SAMPLE_EVERY);
+                    for (k, (a, b)) in mine.zip(expected).enumerate() {
+                        assert!(a == b, "client {c}, sample {k}: not this text's vector");
+                    }
+                    client.stats().pushbacks
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: u64 = pushbacks.iter().sum();
+    let pushed = pushbacks.iter().filter(|&&p| p > 0).count();
+    let peak_mib = server.peak_rss_kib().expect("VmHWM") as f64 / 1024.0;
+    println!(
+        "{CLIENTS} x {TEXTS} texts in {:?}: {refused} RESOURCE_EXHAUSTED answers, to {pushed} \
+         clients; server peak RSS {peak_mib:.0} MiB",
+        started.elapsed()
+    );
+    assert!(refused > 0, "the queue bound never refused a request");
+    assert!(peak_mib < 400.0, "server peak RSS {peak_mib:.0} MiB");
+}

@@ -9,8 +9,10 @@
 //! job ahead of it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::oneshot;
@@ -37,6 +39,9 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     max_batch_tokens: usize,
+    /// Recent forward time per text in nanoseconds (a moving average): how fast the queue
+    /// drains, for the retry hint of a refused request.
+    nanos_per_text: AtomicU64,
 }
 
 #[derive(Default)]
@@ -79,6 +84,7 @@ impl Batcher {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             max_batch_tokens: max_batch_tokens.max(1),
+            nanos_per_text: AtomicU64::new(0),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -126,6 +132,11 @@ impl Batcher {
         lock(&self.shared.queue).batches
     }
 
+    /// Recent model time per text (zero before the first forward pass).
+    pub fn time_per_text(&self) -> Duration {
+        Duration::from_nanos(self.shared.nanos_per_text.load(Ordering::Relaxed))
+    }
+
     /// Finishes queued work, then stops the inference thread.
     pub fn shutdown(&self) {
         lock(&self.shared.queue).closed = true;
@@ -164,7 +175,9 @@ fn run(shared: &Shared, encoder: &Encoder, cache: Option<&EmbeddingCache>) {
         };
         let seq_refs: Vec<&[u32]> = batch.inputs.iter().map(|(_, ids)| ids.as_slice()).collect();
         debug_assert!(seq_refs.iter().all(|s| s.len() == batch.len));
+        let started = Instant::now();
         let outcome = encoder.embed_same_length(&seq_refs);
+        note_speed(shared, started.elapsed(), seq_refs.len());
         match outcome {
             Ok(vectors) => {
                 let vectors: Vec<Vector> = vectors.into_iter().map(Vector::from).collect();
@@ -185,6 +198,14 @@ fn run(shared: &Shared, encoder: &Encoder, cache: Option<&EmbeddingCache>) {
             }
         }
     }
+}
+
+/// Folds one forward pass into the moving average of time per text (weight 1/8).
+fn note_speed(shared: &Shared, elapsed: Duration, texts: usize) {
+    let sample = (elapsed.as_nanos() / texts.max(1) as u128).min(u64::MAX as u128) as u64;
+    let old = shared.nanos_per_text.load(Ordering::Relaxed);
+    let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+    shared.nanos_per_text.store(new, Ordering::Relaxed);
 }
 
 /// Drops jobs whose caller went away (client cancelled or disconnected).

@@ -12,6 +12,7 @@ use tonic::transport::server::Router;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::admission::DecodeLimit;
 use crate::auth::BearerAuth;
 use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
@@ -40,7 +41,7 @@ pub struct ServerConfig {
     pub api_key_file: Option<PathBuf>,
     /// Also stop when stdin closes (the private server of a tool: see main.rs).
     pub exit_on_stdin_eof: bool,
-    /// Embed requests decoded and served at once (see [`Bounded`]).
+    /// Embed requests being decoded and admitted at once (see [`DecodeLimit`]).
     pub max_inflight_requests: usize,
 }
 
@@ -111,7 +112,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             Some(auth) => auth.check(req),
             None => Ok(req),
         });
-    let embedder = Bounded::new(embedder, config.max_inflight_requests);
+    let embedder = DecodeLimit::new(embedder, config.max_inflight_requests);
 
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
@@ -134,44 +135,6 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
     tracing::info!("embed-server stopped");
     Ok(())
-}
-
-/// The Embedder service behind a global concurrency limit: a request is decoded only once it
-/// holds a permit, so a burst of large requests costs at most `limit` requests' memory
-/// (the rest wait in HTTP/2 flow control). Health and reflection stay outside the limit, so
-/// a busy server still answers its health check.
-#[derive(Clone)]
-struct Bounded<S>(tower::limit::ConcurrencyLimit<S>);
-
-impl<S> Bounded<S> {
-    fn new(inner: S, limit: usize) -> Self {
-        let permits = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
-        Bounded(tower::limit::ConcurrencyLimit::with_semaphore(inner, permits))
-    }
-}
-
-impl<S: tonic::server::NamedService> tonic::server::NamedService for Bounded<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, R> tower::Service<R> for Bounded<S>
-where
-    tower::limit::ConcurrencyLimit<S>: tower::Service<R>,
-{
-    type Response = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Response;
-    type Error = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Error;
-    type Future = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        self.0.call(request)
-    }
 }
 
 /// The socket address of `--addr`: an IP address as written, or a host name resolved (an IPv4

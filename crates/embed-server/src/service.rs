@@ -8,15 +8,18 @@ use embed_api::proto::embedder_server::Embedder;
 use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
 use tonic::{Request, Response, Status};
 
+use crate::admission::{DecodePermit, QueueBound};
 use crate::batcher::{Batcher, Work};
 use crate::cache::{EmbeddingCache, Vector};
 use crate::model::{SentenceTokenizer, MAX_SEQ_LEN};
 
-/// Per-request limits (`--max-texts`, `--max-text-bytes`).
+/// Per-request limits (`--max-texts`, `--max-text-bytes`) and the bound on texts admitted
+/// and not yet answered (`--max-queued-texts`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_texts: usize,
     pub max_text_bytes: usize,
+    pub max_queued_texts: usize,
 }
 
 /// What `Info` reports about the model.
@@ -34,6 +37,7 @@ pub struct EmbedService {
     batcher: Arc<Batcher>,
     cache: Option<Arc<EmbeddingCache>>,
     limits: Limits,
+    queue: QueueBound,
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -52,6 +56,7 @@ impl EmbedService {
             tokenizer,
             batcher,
             cache,
+            queue: QueueBound::new(limits.max_queued_texts),
             limits,
             requests: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -163,10 +168,19 @@ impl Embedder for EmbedService {
         &self,
         request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
-        let request = request.into_inner();
+        let (_, extensions, request) = request.into_parts();
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.validate(&request)?;
         let n = request.texts.len();
+        let _admitted = self.queue.admit(n).map_err(|queued| {
+            tracing::debug!(texts = n, queued, "request refused: the queue is full");
+            self.queue.refusal(n, queued, self.batcher.time_per_text())
+        })?;
+        // Admitted: the texts now count against the queue bound, so another request may be
+        // decoded (see crate::admission).
+        if let Some(permit) = extensions.get::<DecodePermit>() {
+            permit.release();
+        }
         let (vectors, hits) = self.embed_texts(request.texts).await?;
         self.hits.fetch_add(hits as u64, Ordering::Relaxed);
         self.misses.fetch_add((n - hits) as u64, Ordering::Relaxed);
