@@ -5,6 +5,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tonic::{Request, Status};
 
+/// The name of the key a request came with, put into the request's extensions by the
+/// token check, for the request log and the metrics.
+#[derive(Clone)]
+pub struct ClientName(pub std::sync::Arc<str>);
+
 /// Shortest token a key file may hold: a short token can be guessed by trying.
 pub const MIN_TOKEN_CHARS: usize = 16;
 

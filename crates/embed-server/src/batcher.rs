@@ -18,6 +18,7 @@ use anyhow::Result;
 use tokio::sync::oneshot;
 
 use crate::cache::{EmbeddingCache, Vector};
+use crate::metrics::Metrics;
 use crate::model::Encoder;
 
 /// Texts of one request that need the model, already tokenized.
@@ -42,6 +43,7 @@ struct Shared {
     /// Recent forward time per text in nanoseconds (a moving average): how fast the queue
     /// drains, for the retry hint of a refused request.
     nanos_per_text: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -62,6 +64,8 @@ struct Job {
     results: Vec<Option<Vector>>,
     left: usize,
     reply: oneshot::Sender<WorkResult>,
+    /// When the job was queued; `None` once its first forward pass started.
+    queued_at: Option<Instant>,
 }
 
 /// One forward pass over `inputs` (distinct texts, all `len` tokens long); `members` maps
@@ -71,6 +75,8 @@ struct Batch {
     len: usize,
     members: Vec<(u64, usize, usize)>,
     inputs: Vec<(String, Vec<u32>)>,
+    /// Queue waits of the jobs this batch starts.
+    waits: Vec<Duration>,
 }
 
 impl Batcher {
@@ -79,12 +85,14 @@ impl Batcher {
         encoder: Encoder,
         cache: Option<Arc<EmbeddingCache>>,
         max_batch_tokens: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             max_batch_tokens: max_batch_tokens.max(1),
             nanos_per_text: AtomicU64::new(0),
+            metrics,
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -121,6 +129,7 @@ impl Batcher {
             results: vec![None; n],
             left: n,
             reply,
+            queued_at: Some(Instant::now()),
         });
         drop(queue);
         self.shared.wake.notify_one();
@@ -178,6 +187,10 @@ fn run(shared: &Shared, encoder: &Encoder, cache: Option<&EmbeddingCache>) {
         let started = Instant::now();
         let outcome = encoder.embed_same_length(&seq_refs);
         note_speed(shared, started.elapsed(), seq_refs.len());
+        shared.metrics.forward(seq_refs.len(), batch.len, started.elapsed());
+        for &waited in &batch.waits {
+            shared.metrics.queue_wait(waited);
+        }
         match outcome {
             Ok(vectors) => {
                 let vectors: Vec<Vector> = vectors.into_iter().map(Vector::from).collect();
@@ -220,7 +233,7 @@ fn next_batch(queue: &mut Queue, max_batch_tokens: usize) -> Option<Batch> {
     let lead = queue.jobs.iter().position(|j| !j.unscheduled.is_empty())?;
     let len = *queue.jobs[lead].unscheduled.keys().next()?;
     let capacity = (max_batch_tokens / len).max(1);
-    let mut batch = Batch { len, members: Vec::new(), inputs: Vec::new() };
+    let mut batch = Batch { len, members: Vec::new(), inputs: Vec::new(), waits: Vec::new() };
     let mut input_of: HashMap<String, usize> = HashMap::new();
     let order: Vec<usize> = (lead..queue.jobs.len()).chain(0..lead).collect();
     for index in order {
@@ -244,6 +257,11 @@ fn next_batch(queue: &mut Queue, max_batch_tokens: usize) -> Option<Batch> {
             taken += 1;
         }
         slots.drain(..taken);
+        if taken > 0 {
+            if let Some(queued_at) = job.queued_at.take() {
+                batch.waits.push(queued_at.elapsed());
+            }
+        }
         if slots.is_empty() {
             job.unscheduled.remove(&len);
         }
@@ -311,6 +329,7 @@ mod tests {
             results: vec![None; texts.len()],
             left: texts.len(),
             reply,
+            queued_at: Some(Instant::now()),
         });
         receiver
     }
@@ -355,6 +374,7 @@ mod tests {
         let _b = push(&mut queue, &["cat", "dog", "cow"], 3);
         let batch = next_batch(&mut queue, 1000).unwrap();
         assert_eq!(batch.inputs.len(), 3);
+        assert_eq!(batch.waits.len(), 2, "the batch starts both jobs");
         assert_eq!(batch.members.len(), 5);
         let vectors: Vec<Vector> = (0..3).map(|i| Vector::from(vec![i as f32])).collect();
         deliver(&mut queue, &batch, &vectors);

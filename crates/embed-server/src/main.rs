@@ -94,6 +94,11 @@ struct ServeArgs {
     /// Most tokens (sequences x length) in one forward pass of the model.
     #[arg(long, default_value_t = 4096)]
     max_batch_tokens: usize,
+    /// Serve Prometheus metrics (requests and texts by method, status and client; cache hits
+    /// and misses; forward passes; batch, queue-wait, forward and latency histograms; queue
+    /// depth; model load time; RSS) at http://HOST:PORT/metrics. Off by default.
+    #[arg(long, value_parser = parse_addr)]
+    metrics_addr: Option<String>,
     /// File holding a token; clients must then send `authorization: Bearer <token>`.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
@@ -161,6 +166,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         },
         max_batch_tokens: args.max_batch_tokens,
         api_key_file: args.api_key_file,
+        metrics_addr: args.metrics_addr,
         exit_on_stdin_eof: args.exit_on_stdin_eof,
         max_inflight_requests: args.max_inflight_requests as usize,
     };

@@ -17,6 +17,7 @@ use crate::auth::BearerAuth;
 use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
 use crate::linger::LingeringClose;
+use crate::metrics::{self, Metrics};
 use crate::model::{default_model_dir, MiniLm, ModelFiles, DEFAULT_MODEL_ID, SETUP_HINT};
 use crate::service::{EmbedService, Limits, ModelInfo};
 
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub max_batch_tokens: usize,
     pub api_key_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`--metrics-addr`); none by default.
+    pub metrics_addr: Option<String>,
     /// Also stop when stdin closes (the private server of a tool: see main.rs).
     pub exit_on_stdin_eof: bool,
     /// Embed requests being decoded and admitted at once (see [`DecodeLimit`]).
@@ -59,7 +62,11 @@ pub enum CacheChoice {
 /// Loads everything, serves until SIGINT/SIGTERM, then finishes in-flight requests and closes
 /// the cache.
 pub async fn run(config: ServerConfig) -> Result<()> {
-    let addr = resolve_addr(&config.addr)?;
+    let addr = resolve_addr("--addr", &config.addr)?;
+    let metrics_addr = match &config.metrics_addr {
+        Some(a) => Some(resolve_addr("--metrics-addr", a)?),
+        None => None,
+    };
     let auth = match &config.api_key_file {
         Some(path) => Some(BearerAuth::from_file(path)?),
         None => None,
@@ -77,17 +84,31 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let model = MiniLm::load(&files)?;
     let dim = model.dim();
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
+    let metrics = Arc::new(Metrics::new());
+    metrics.model_loaded(started.elapsed());
 
     let cache = open_cache(&config, &fingerprint, dim);
 
-    let batcher = Arc::new(Batcher::start(model.encoder, cache.clone(), config.max_batch_tokens));
+    let batcher = Arc::new(Batcher::start(
+        model.encoder,
+        cache.clone(),
+        config.max_batch_tokens,
+        Arc::clone(&metrics),
+    ));
     let service = Arc::new(EmbedService::new(
         ModelInfo { model_id: model_id.clone(), dim, fingerprint: fingerprint.clone() },
         model.tokenizer,
         Arc::clone(&batcher),
         cache.clone(),
         config.limits,
+        Arc::clone(&metrics),
     ));
+    if let Some(metrics_addr) = metrics_addr {
+        let queue = Arc::clone(&service);
+        let bound =
+            metrics::serve(metrics_addr, metrics, Arc::new(move || queue.queued_texts())).await?;
+        tracing::info!("Prometheus metrics on http://{bound}/metrics");
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<EmbedderServer<EmbedService>>().await;
@@ -139,20 +160,20 @@ pub async fn run(config: ServerConfig) -> Result<()> {
 
 /// The socket address of `--addr`: an IP address as written, or a host name resolved (an IPv4
 /// address preferred, the usual meaning of `localhost:PORT`).
-fn resolve_addr(addr: &str) -> Result<SocketAddr> {
+fn resolve_addr(flag: &str, addr: &str) -> Result<SocketAddr> {
     if let Ok(parsed) = addr.parse() {
         return Ok(parsed);
     }
     let hint = "use HOST:PORT such as 127.0.0.1:50051 or localhost:50051";
     let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .with_context(|| format!("--addr {addr:?}: cannot resolve the host name; {hint}"))?
+        .with_context(|| format!("{flag} {addr:?}: cannot resolve the host name; {hint}"))?
         .collect();
     found
         .iter()
         .find(|a| a.is_ipv4())
         .or(found.first())
         .copied()
-        .with_context(|| format!("--addr {addr:?}: the host name has no address; {hint}"))
+        .with_context(|| format!("{flag} {addr:?}: the host name has no address; {hint}"))
 }
 
 /// The SQLite cache (with its memory layer) the configuration asks for, or none.

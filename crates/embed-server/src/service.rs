@@ -3,14 +3,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use embed_api::proto::embedder_server::Embedder;
 use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::admission::{DecodePermit, QueueBound};
+use crate::auth::ClientName;
 use crate::batcher::{Batcher, Work};
 use crate::cache::{EmbeddingCache, Vector};
+use crate::metrics::Metrics;
 use crate::model::{SentenceTokenizer, MAX_SEQ_LEN};
 
 /// Per-request limits (`--max-texts`, `--max-text-bytes`) and the bound on texts admitted
@@ -38,6 +41,7 @@ pub struct EmbedService {
     cache: Option<Arc<EmbeddingCache>>,
     limits: Limits,
     queue: QueueBound,
+    metrics: Arc<Metrics>,
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -50,6 +54,7 @@ impl EmbedService {
         batcher: Arc<Batcher>,
         cache: Option<Arc<EmbeddingCache>>,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             model,
@@ -57,11 +62,17 @@ impl EmbedService {
             batcher,
             cache,
             queue: QueueBound::new(limits.max_queued_texts),
+            metrics,
             limits,
             requests: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// Texts admitted and not yet answered (the queue depth).
+    pub fn queued_texts(&self) -> usize {
+        self.queue.queued()
     }
 
     /// Names a client may use for the loaded model besides its hub id.
@@ -121,10 +132,20 @@ impl EmbedService {
 
         let cache = self.cache.clone();
         let tokenizer = self.tokenizer.clone();
+        let metrics = Arc::clone(&self.metrics);
         let (mut found, work) = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
             let found = match &cache {
-                Some(cache) => cache.get_many(&refs),
+                Some(cache) => {
+                    let (found, layers) = cache.get_many_counted(&refs);
+                    metrics.cache(
+                        layers.memory_hits,
+                        layers.sqlite_hits,
+                        layers.sqlite_misses,
+                        refs.len(),
+                    );
+                    found
+                }
                 None => vec![None; refs.len()],
             };
             let missing: Vec<usize> = (0..unique.len()).filter(|&i| found[i].is_none()).collect();
@@ -162,9 +183,45 @@ impl EmbedService {
     }
 }
 
+/// The client's name for logs and metrics: its key's name (see [`crate::auth`]), else
+/// `anonymous` (a server without a key file).
+fn client_name<T>(request: &Request<T>) -> Arc<str> {
+    match request.extensions().get::<ClientName>() {
+        Some(name) => Arc::clone(&name.0),
+        None => Arc::from("anonymous"),
+    }
+}
+
+/// The status code of an answer, for the metrics.
+fn code_of<T>(answer: &Result<T, Status>) -> Code {
+    answer.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
+
 #[tonic::async_trait]
 impl Embedder for EmbedService {
     async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let started = Instant::now();
+        let client = client_name(&request);
+        let texts = request.get_ref().texts.len();
+        let answer = self.embed_request(request).await;
+        self.metrics.request("Embed", code_of(&answer), &client, texts, started.elapsed());
+        answer
+    }
+
+    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let started = Instant::now();
+        let client = client_name(&request);
+        let answer = self.info_request().await;
+        self.metrics.request("Info", code_of(&answer), &client, 0, started.elapsed());
+        answer
+    }
+}
+
+impl EmbedService {
+    async fn embed_request(
         &self,
         request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
@@ -195,7 +252,7 @@ impl Embedder for EmbedService {
         }))
     }
 
-    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+    async fn info_request(&self) -> Result<Response<InfoResponse>, Status> {
         let cache = self.cache.clone();
         let (entries, persistent, path) = tokio::task::spawn_blocking(move || match &cache {
             Some(cache) => (
