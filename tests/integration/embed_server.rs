@@ -612,3 +612,47 @@ fn metrics_parse_as_prometheus_text_and_move_by_exactly_what_requests_did() {
     let rss = sample(&after, "process_resident_memory_bytes", &[]);
     assert!(rss > 50e6 && rss < 2e9, "RSS {rss}");
 }
+
+/// Named keys: each key's requests are counted under its name (metrics and request log,
+/// never the token), and a key removed from the file stops working on SIGHUP, without a
+/// restart, while the others keep working.
+#[test]
+fn named_keys_are_counted_per_name_and_a_key_removed_on_sighup_stops_working() {
+    let (alice_token, bob_token) = ("alice-0123456789abcdef", "bob-fedcba9876543210");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("alice {alice_token}\nbob {bob_token}\n")).unwrap();
+    let port = test_support::server::free_port().unwrap();
+    let server = EmbedServer::start(EmbedServerOptions {
+        api_key_file: Some(keys.clone()),
+        extra_args: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
+        ..Default::default()
+    })
+    .unwrap();
+    let alice = server.client_with(|o| o.token = Some(alice_token.into())).unwrap();
+    let bob = server.client_with(|o| o.token = Some(bob_token.into())).unwrap();
+    alice.embed(&["otter".to_string(), "badger".to_string()]).unwrap();
+    bob.embed(&["heron".to_string(), "egret".to_string(), "ibis".to_string()]).unwrap();
+    let metrics = scrape(port);
+    let texts = |client: &str| {
+        let labels = [("method", "Embed"), ("status", "OK"), ("client", client)];
+        sample(&metrics, "embed_server_texts_total", &labels)
+    };
+    assert_eq!((texts("alice"), texts("bob")), (2.0, 3.0));
+    let log = server.log_text();
+    assert!(log.contains("Embed client=alice texts=2 status=Ok"), "{log}");
+    assert!(log.contains("Embed client=bob texts=3 status=Ok"), "{log}");
+    assert!(!log.contains(alice_token) && !log.contains(bob_token), "a token in the log");
+
+    std::fs::write(&keys, format!("alice {alice_token}\n")).unwrap();
+    embed_api::process::signal(server.pid(), embed_api::process::Signal::SIGHUP).unwrap();
+    let started = Instant::now();
+    while !server.log_text().contains("re-read --api-key-file") {
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = bob.embed(&["heron".to_string()]).unwrap_err();
+    assert!(matches!(refused, embed_api::ClientError::Unauthenticated { .. }), "{refused:?}");
+    assert_eq!(alice.embed(&["otter".to_string()]).unwrap().vectors.len(), 1);
+    assert!(embed_api::client::health(&server.address()).unwrap(), "still the same server");
+}

@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::admission::DecodeLimit;
-use crate::auth::BearerAuth;
+use crate::auth::NamedKeys;
 use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
 use crate::linger::LingeringClose;
@@ -68,9 +68,12 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         None => None,
     };
     let auth = match &config.api_key_file {
-        Some(path) => Some(BearerAuth::from_file(path)?),
+        Some(path) => Some(Arc::new(NamedKeys::from_file(path)?)),
         None => None,
     };
+    if let Some(keys) = &auth {
+        reload_keys_on_sighup(Arc::clone(keys));
+    }
     if !addr.ip().is_loopback() && auth.is_none() {
         tracing::warn!(
             "listening on {addr}, which other machines can reach, without --api-key-file: \
@@ -128,9 +131,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let embedder = EmbedderServer::from_arc(Arc::clone(&service))
         .max_decoding_message_size(max_request_bytes)
         .max_encoding_message_size(usize::MAX);
+    let keys = auth.clone();
     let embedder =
-        tonic::service::interceptor::InterceptedService::new(embedder, move |req| match &auth {
-            Some(auth) => auth.check(req),
+        tonic::service::interceptor::InterceptedService::new(embedder, move |req| match &keys {
+            Some(keys) => keys.check(req),
             None => Ok(req),
         });
     let embedder = DecodeLimit::new(embedder, config.max_inflight_requests);
@@ -142,7 +146,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let cache_desc = describe_cache(cache.as_deref());
     tracing::info!(
         "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
-        if config.api_key_file.is_some() { ", bearer token required" } else { "" },
+        match &auth {
+            Some(keys) => format!(", bearer token required (keys: {})", keys.names().join(", ")),
+            None => String::new(),
+        },
         started.elapsed().as_secs_f64()
     );
 
@@ -156,6 +163,32 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
     tracing::info!("embed-server stopped");
     Ok(())
+}
+
+/// Re-reads the key file on each SIGHUP (a removed key stops working at once); a file that
+/// no longer parses is logged and the keys in force stay.
+fn reload_keys_on_sighup(keys: Arc<NamedKeys>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGHUP ({err}); key file changes need a restart");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            let file = keys.path().display().to_string();
+            match keys.reload() {
+                Ok(n) => tracing::info!(
+                    "SIGHUP: re-read --api-key-file {file}: {n} keys ({})",
+                    keys.names().join(", ")
+                ),
+                Err(err) => tracing::error!("SIGHUP: {err:#}; the previous keys stay in force"),
+            }
+        }
+    });
 }
 
 /// The socket address of `--addr`: an IP address as written, or a host name resolved (an IPv4

@@ -207,7 +207,14 @@ impl Embedder for EmbedService {
         let client = client_name(&request);
         let texts = request.get_ref().texts.len();
         let answer = self.embed_request(request).await;
-        self.metrics.request("Embed", code_of(&answer), &client, texts, started.elapsed());
+        let (code, took) = (code_of(&answer), started.elapsed());
+        self.metrics.request("Embed", code, &client, texts, took);
+        // The request log: who asked for how much, and how it went (never the token).
+        tracing::info!(
+            target: "embed_server::requests",
+            "Embed client={client} texts={texts} status={code:?} ms={}",
+            took.as_millis()
+        );
         answer
     }
 
