@@ -452,3 +452,207 @@ fn a_burst_of_large_requests_is_bounded_in_memory() {
     assert!(bounded < 0.6 * unbounded, "bounded {bounded:.0} MiB vs {unbounded:.0} MiB");
     assert!(bounded < 200.0, "bounded growth {bounded:.0} MiB");
 }
+
+/// Back-pressure: 64 clients at once, each sending 2,000 distinct texts (the same Tencent
+/// names, each client in its own rotation, 4 chunks of 512 in flight per client) to a cold
+/// server with a queue bound of 4,096 texts. The server refuses what does not fit with
+/// RESOURCE_EXHAUSTED and a retry hint; the clients back off and retry, and every client ends
+/// with exactly its vectors (all 2,000, bit for bit, in its own order, against a separate
+/// server's answer), while the server's memory stays bounded.
+#[test]
+fn a_burst_of_64_clients_is_pushed_back_and_every_client_gets_exactly_its_vectors() {
+    const CLIENTS: usize = 64;
+    let names = tencent_names(2000);
+    let expected =
+        EmbedServer::uncached().unwrap().client().unwrap().embed(&names).unwrap().vectors;
+    let dir = tempfile::tempdir().unwrap();
+    let server = EmbedServer::start(EmbedServerOptions {
+        cache: Some(dir.path().join("cache.sqlite")),
+        extra_args: ["--max-queued-texts", "4096"].map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .unwrap();
+
+    let started = Instant::now();
+    let pushbacks: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (server, names, expected) = (&server, &names, &expected);
+                scope.spawn(move || {
+                    // A window long enough for the whole burst on a busy 2-core machine.
+                    let client =
+                        server.client_with(|o| o.retry_for = Duration::from_secs(900)).unwrap();
+                    let mut mine = names.clone();
+                    mine.rotate_left(c * 31);
+                    let got = client.embed(&mine).unwrap_or_else(|e| panic!("client {c}: {e}"));
+                    assert_eq!((got.dim, got.vectors.len()), (384, names.len()), "client {c}");
+                    let mut want = expected.clone();
+                    want.rotate_left(c * 31);
+                    for (k, (a, b)) in got.vectors.iter().zip(&want).enumerate() {
+                        assert!(a == b, "client {c}, text {k} ({}): not its vector", mine[k]);
+                    }
+                    client.stats().pushbacks
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: u64 = pushbacks.iter().sum();
+    let pushed = pushbacks.iter().filter(|&&p| p > 0).count();
+    let peak_mib = server.peak_rss_kib().expect("VmHWM") as f64 / 1024.0;
+    println!(
+        "{CLIENTS} x {} texts in {:?}: {refused} RESOURCE_EXHAUSTED answers, to {pushed} \
+         clients; server peak RSS {peak_mib:.0} MiB",
+        names.len(),
+        started.elapsed()
+    );
+    assert!(refused > 0, "the queue bound never refused a request");
+    assert!(peak_mib < 400.0, "server peak RSS {peak_mib:.0} MiB");
+}
+
+/// The body of a server's `/metrics` endpoint, checked strictly: every sample line is
+/// `name{labels} value` of a family announced by `# HELP` and `# TYPE` lines, and the whole
+/// text parses with prometheus-parse.
+fn scrape(port: u16) -> prometheus_parse::Scrape {
+    let body = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .expect("the metrics endpoint answers")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let mut typed = std::collections::HashSet::new();
+    let mut helped = std::collections::HashSet::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let words: Vec<&str> = line.splitn(4, ' ').collect();
+        match words.as_slice() {
+            ["#", "HELP", name, _] => assert!(helped.insert(name.to_string()), "{line}"),
+            ["#", "TYPE", name, kind] => {
+                assert!(["counter", "gauge", "histogram"].contains(kind), "{line}");
+                assert!(typed.insert(name.to_string()), "{line}");
+            }
+            _ => {
+                let (series, value) = line.rsplit_once(' ').expect("`series value`");
+                value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line}"));
+                let name = series.split('{').next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+                    .unwrap_or(name);
+                assert!(typed.contains(family) && helped.contains(family), "untyped: {line}");
+                assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+            }
+        }
+    }
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("the metrics parse as Prometheus text")
+}
+
+/// The value of the sample `name` with exactly these labels (0 when absent: a labelled
+/// counter appears with its first increment).
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = scrape.samples.iter().find(|s| {
+        s.metric == name
+            && s.labels.len() == labels.len()
+            && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+    });
+    match found.map(|s| &s.value) {
+        None => 0.0,
+        Some(prometheus_parse::Value::Counter(v))
+        | Some(prometheus_parse::Value::Gauge(v))
+        | Some(prometheus_parse::Value::Untyped(v)) => *v,
+        Some(other) => panic!("{name}: unexpected {other:?}"),
+    }
+}
+
+/// Metrics: the endpoint parses as Prometheus text, and two Embed requests (4 texts, 3
+/// distinct, cold; then the same again, warm) move every counter by exactly what they did.
+#[test]
+fn metrics_parse_as_prometheus_text_and_move_by_exactly_what_requests_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = test_support::server::free_port().unwrap();
+    let server = EmbedServer::start(EmbedServerOptions {
+        cache: Some(dir.path().join("cache.sqlite")),
+        extra_args: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(server.log_text().contains(&format!("metrics on http://127.0.0.1:{port}/metrics")));
+    let client = server.client().unwrap();
+    let before = scrape(port);
+    let batches_before = client.info().unwrap().batches;
+    let texts: Vec<String> =
+        ["pine marten", "sea otter", "pine marten", "stoat"].map(String::from).to_vec();
+    assert_eq!(client.embed(&texts).unwrap().cache_hits, 0);
+    assert_eq!(client.embed(&texts).unwrap().cache_hits, 4);
+    let batches = client.info().unwrap().batches - batches_before;
+    let after = scrape(port);
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    let ok = [("method", "Embed"), ("status", "OK"), ("client", "anonymous")];
+    assert_eq!(delta("embed_server_requests_total", &ok), 2.0);
+    assert_eq!(delta("embed_server_texts_total", &ok), 8.0);
+    let info = [("method", "Info"), ("status", "OK"), ("client", "anonymous")];
+    assert_eq!(delta("embed_server_requests_total", &info), 2.0, "two Info calls between scrapes");
+    let lookups = "embed_server_cache_lookups_total";
+    // Cold: 3 distinct texts miss memory and SQLite; warm: 3 memory hits.
+    assert_eq!(delta(lookups, &[("layer", "memory"), ("result", "miss")]), 3.0);
+    assert_eq!(delta(lookups, &[("layer", "sqlite"), ("result", "miss")]), 3.0);
+    assert_eq!(delta(lookups, &[("layer", "sqlite"), ("result", "hit")]), 0.0);
+    assert_eq!(delta(lookups, &[("layer", "memory"), ("result", "hit")]), 3.0);
+    assert!(batches >= 1);
+    assert_eq!(delta("embed_server_forward_passes_total", &[]), batches as f64);
+    assert_eq!(delta("embed_server_batch_size_texts_count", &[]), batches as f64);
+    assert_eq!(delta("embed_server_batch_size_texts_sum", &[]), 3.0, "3 distinct texts ran");
+    assert_eq!(delta("embed_server_queue_wait_seconds_count", &[]), 1.0, "one request queued");
+    let embed = [("method", "Embed")];
+    assert_eq!(delta("embed_server_request_duration_seconds_count", &embed), 2.0);
+    assert_eq!(sample(&after, "embed_server_queued_texts", &[]), 0.0);
+    assert!(sample(&after, "embed_server_model_load_duration_seconds", &[]) > 0.0);
+    let rss = sample(&after, "process_resident_memory_bytes", &[]);
+    assert!(rss > 50e6 && rss < 2e9, "RSS {rss}");
+}
+
+/// Named keys: each key's requests are counted under its name (metrics and request log,
+/// never the token), and a key removed from the file stops working on SIGHUP, without a
+/// restart, while the others keep working.
+#[test]
+fn named_keys_are_counted_per_name_and_a_key_removed_on_sighup_stops_working() {
+    let (alice_token, bob_token) = ("alice-0123456789abcdef", "bob-fedcba9876543210");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, format!("alice {alice_token}\nbob {bob_token}\n")).unwrap();
+    let port = test_support::server::free_port().unwrap();
+    let server = EmbedServer::start(EmbedServerOptions {
+        api_key_file: Some(keys.clone()),
+        extra_args: vec!["--metrics-addr".into(), format!("127.0.0.1:{port}")],
+        ..Default::default()
+    })
+    .unwrap();
+    let alice = server.client_with(|o| o.token = Some(alice_token.into())).unwrap();
+    let bob = server.client_with(|o| o.token = Some(bob_token.into())).unwrap();
+    alice.embed(&["otter".to_string(), "badger".to_string()]).unwrap();
+    bob.embed(&["heron".to_string(), "egret".to_string(), "ibis".to_string()]).unwrap();
+    let metrics = scrape(port);
+    let texts = |client: &str| {
+        let labels = [("method", "Embed"), ("status", "OK"), ("client", client)];
+        sample(&metrics, "embed_server_texts_total", &labels)
+    };
+    assert_eq!((texts("alice"), texts("bob")), (2.0, 3.0));
+    let log = server.log_text();
+    assert!(log.contains("Embed client=alice texts=2 status=Ok"), "{log}");
+    assert!(log.contains("Embed client=bob texts=3 status=Ok"), "{log}");
+    assert!(!log.contains(alice_token) && !log.contains(bob_token), "a token in the log");
+
+    std::fs::write(&keys, format!("alice {alice_token}\n")).unwrap();
+    embed_api::process::signal(server.pid(), embed_api::process::Signal::SIGHUP).unwrap();
+    let started = Instant::now();
+    while !server.log_text().contains("re-read --api-key-file") {
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = bob.embed(&["heron".to_string()]).unwrap_err();
+    assert!(matches!(refused, embed_api::ClientError::Unauthenticated { .. }), "{refused:?}");
+    assert_eq!(alice.embed(&["otter".to_string()]).unwrap().vectors.len(), 1);
+    assert!(embed_api::client::health(&server.address()).unwrap(), "still the same server");
+}

@@ -33,6 +33,9 @@ pub const DEFAULT_SERVER: &str = "127.0.0.1:50051";
 /// away (down, restarting, not yet listening) is retried before it fails. Long enough for a
 /// private server to be restarted and load its model on a busy machine.
 pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(90);
+/// The metadata of a `RESOURCE_EXHAUSTED` answer that says when to retry, in milliseconds
+/// (the standard gRPC pushback header, gRFC A6): embed-server sends it when its queue is full.
+pub const PUSHBACK_HEADER: &str = "grpc-retry-pushback-ms";
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -191,6 +194,9 @@ pub struct ClientStats {
     pub texts: u64,
     /// Of those, served from the server's cache.
     pub cache_hits: u64,
+    /// Times the server said it was busy (`RESOURCE_EXHAUSTED` with a retry hint) and the
+    /// request was sent again later.
+    pub pushbacks: u64,
 }
 
 /// A blocking embed-server client.
@@ -203,6 +209,7 @@ pub struct EmbedClient {
     requests: AtomicU64,
     texts: AtomicU64,
     cache_hits: AtomicU64,
+    pushbacks: Arc<AtomicU64>,
 }
 
 impl EmbedClient {
@@ -250,6 +257,7 @@ impl EmbedClient {
             requests: AtomicU64::new(0),
             texts: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            pushbacks: Arc::new(AtomicU64::new(0)),
         };
         client.info()?;
         Ok(client)
@@ -283,6 +291,7 @@ impl EmbedClient {
             requests: self.requests.load(Ordering::Relaxed),
             texts: self.texts.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            pushbacks: self.pushbacks.load(Ordering::Relaxed),
         }
     }
 
@@ -395,7 +404,9 @@ impl EmbedClient {
     /// Runs `call` until it succeeds, fails for good, or has kept failing for `retry_for`.
     /// The window opens at the first failure, not at the first attempt: a chunk that ran for
     /// minutes on a busy shared server and then lost its connection to a restart still gets
-    /// the whole window to find the server again.
+    /// the whole window to find the server again. A busy server's answer (`RESOURCE_EXHAUSTED`
+    /// with a retry hint) is retried after the hint, spread by jitter (0.5-1.5x) so refused
+    /// clients do not all come back at the same moment.
     fn retrying<T, F, Fut>(
         &self,
         what: &'static str,
@@ -408,6 +419,7 @@ impl EmbedClient {
     {
         let retry_for = self.options.retry_for;
         let uri = self.uri.clone();
+        let pushbacks = Arc::clone(&self.pushbacks);
         async move {
             let started = Instant::now();
             let mut failing_since: Option<Instant> = None;
@@ -420,12 +432,22 @@ impl EmbedClient {
                     Err(status) => status,
                 };
                 let since = *failing_since.get_or_insert_with(Instant::now);
-                if !is_retryable(&status) || since.elapsed() >= retry_for {
+                let hint = pushback(&status);
+                let retry = is_retryable(&status) || hint.is_some();
+                if !retry || since.elapsed() >= retry_for {
                     return Err(describe(&uri, what, attempts, started, &status));
                 }
                 tracing::debug!(%uri, attempts, "{what} failed ({}), retrying", status.message());
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                match hint {
+                    Some(hint) => {
+                        pushbacks.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(hint.mul_f64(0.5 + fastrand::f64())).await;
+                    }
+                    None => {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(1));
+                    }
+                }
             }
         }
     }
@@ -525,6 +547,17 @@ async fn check_health(uri: &str) -> Result<bool> {
     Ok(response.into_inner().status == ServingStatus::Serving as i32)
 }
 
+/// The retry hint of a busy server's `RESOURCE_EXHAUSTED` answer ([`PUSHBACK_HEADER`]);
+/// `None` for any other status (a `RESOURCE_EXHAUSTED` without the hint, e.g. a message over a
+/// size limit, is not retried: it would fail again).
+pub fn pushback(status: &Status) -> Option<Duration> {
+    if status.code() != Code::ResourceExhausted {
+        return None;
+    }
+    let value = status.metadata().get(PUSHBACK_HEADER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_millis)
+}
+
 /// Statuses that mean "the server is not there right now": retry.
 fn is_retryable(status: &Status) -> bool {
     matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled)
@@ -542,6 +575,9 @@ fn describe(
     match status.code() {
         Code::Unavailable | Code::Unknown | Code::Cancelled => {
             ClientError::Unreachable { uri, what, attempts, elapsed: started.elapsed(), message }
+        }
+        Code::ResourceExhausted if pushback(status).is_some() => {
+            ClientError::Overloaded { uri, what, attempts, elapsed: started.elapsed(), message }
         }
         Code::Unauthenticated => ClientError::Unauthenticated { uri, message },
         Code::DeadlineExceeded => ClientError::Timeout { uri, what, message },
@@ -573,6 +609,20 @@ mod tests {
     #[test]
     fn flag_wins_over_default() {
         assert_eq!(resolve_server(Some("h:1")), "h:1");
+    }
+
+    #[test]
+    fn a_busy_answer_with_a_hint_is_retryable_and_says_what_to_do() {
+        let mut status = Status::resource_exhausted("server busy");
+        assert_eq!(pushback(&status), None, "no hint: e.g. a size limit, not retried");
+        let err = describe("http://h:1", "Embed", 1, Instant::now(), &status);
+        assert!(!err.is_retryable(), "{err:?}");
+        status.metadata_mut().insert(PUSHBACK_HEADER, "250".parse().unwrap());
+        assert_eq!(pushback(&status), Some(Duration::from_millis(250)));
+        let err = describe("http://h:1", "Embed", 7, Instant::now(), &status);
+        assert!(err.is_retryable(), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("refused 7 times") && text.contains("--max-queued-texts"), "{text}");
     }
 
     #[test]

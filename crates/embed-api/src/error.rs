@@ -27,6 +27,21 @@ pub enum ClientError {
         message: String,
     },
 
+    /// The server stayed too busy (its queue full) for the whole retry window.
+    #[error(
+        "embed-server at {uri} stayed busy ({what} refused {attempts} times over {:.1}s: \
+         {message}); the server is overloaded: try again later, use fewer workers, or raise \
+         its --max-queued-texts",
+        elapsed.as_secs_f64()
+    )]
+    Overloaded {
+        uri: String,
+        what: &'static str,
+        attempts: u32,
+        elapsed: Duration,
+        message: String,
+    },
+
     /// The server wants a (different) token.
     #[error(
         "embed-server at {uri} refused the call: {message}; give the server's token with \
@@ -57,8 +72,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// True when the same call may succeed later without any change: the server is away or
-    /// overloaded. False for everything a retry cannot fix.
+    /// overloaded (slow, or its queue full). False for everything a retry cannot fix.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ClientError::Unreachable { .. } | ClientError::Timeout { .. })
+        matches!(
+            self,
+            ClientError::Unreachable { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Overloaded { .. }
+        )
     }
 }

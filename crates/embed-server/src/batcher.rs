@@ -9,13 +9,16 @@
 //! job ahead of it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::oneshot;
 
 use crate::cache::{EmbeddingCache, Vector};
+use crate::metrics::Metrics;
 use crate::model::Encoder;
 
 /// Texts of one request that need the model, already tokenized.
@@ -37,6 +40,10 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     max_batch_tokens: usize,
+    /// Recent forward time per text in nanoseconds (a moving average): how fast the queue
+    /// drains, for the retry hint of a refused request.
+    nanos_per_text: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -57,6 +64,8 @@ struct Job {
     results: Vec<Option<Vector>>,
     left: usize,
     reply: oneshot::Sender<WorkResult>,
+    /// When the job was queued; `None` once its first forward pass started.
+    queued_at: Option<Instant>,
 }
 
 /// One forward pass over `inputs` (distinct texts, all `len` tokens long); `members` maps
@@ -66,6 +75,8 @@ struct Batch {
     len: usize,
     members: Vec<(u64, usize, usize)>,
     inputs: Vec<(String, Vec<u32>)>,
+    /// Queue waits of the jobs this batch starts.
+    waits: Vec<Duration>,
 }
 
 impl Batcher {
@@ -74,11 +85,14 @@ impl Batcher {
         encoder: Encoder,
         cache: Option<Arc<EmbeddingCache>>,
         max_batch_tokens: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             max_batch_tokens: max_batch_tokens.max(1),
+            nanos_per_text: AtomicU64::new(0),
+            metrics,
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -115,6 +129,7 @@ impl Batcher {
             results: vec![None; n],
             left: n,
             reply,
+            queued_at: Some(Instant::now()),
         });
         drop(queue);
         self.shared.wake.notify_one();
@@ -124,6 +139,11 @@ impl Batcher {
     /// Forward passes run so far.
     pub fn batches(&self) -> u64 {
         lock(&self.shared.queue).batches
+    }
+
+    /// Recent model time per text (zero before the first forward pass).
+    pub fn time_per_text(&self) -> Duration {
+        Duration::from_nanos(self.shared.nanos_per_text.load(Ordering::Relaxed))
     }
 
     /// Finishes queued work, then stops the inference thread.
@@ -164,7 +184,13 @@ fn run(shared: &Shared, encoder: &Encoder, cache: Option<&EmbeddingCache>) {
         };
         let seq_refs: Vec<&[u32]> = batch.inputs.iter().map(|(_, ids)| ids.as_slice()).collect();
         debug_assert!(seq_refs.iter().all(|s| s.len() == batch.len));
+        let started = Instant::now();
         let outcome = encoder.embed_same_length(&seq_refs);
+        note_speed(shared, started.elapsed(), seq_refs.len());
+        shared.metrics.forward(seq_refs.len(), batch.len, started.elapsed());
+        for &waited in &batch.waits {
+            shared.metrics.queue_wait(waited);
+        }
         match outcome {
             Ok(vectors) => {
                 let vectors: Vec<Vector> = vectors.into_iter().map(Vector::from).collect();
@@ -187,6 +213,14 @@ fn run(shared: &Shared, encoder: &Encoder, cache: Option<&EmbeddingCache>) {
     }
 }
 
+/// Folds one forward pass into the moving average of time per text (weight 1/8).
+fn note_speed(shared: &Shared, elapsed: Duration, texts: usize) {
+    let sample = (elapsed.as_nanos() / texts.max(1) as u128).min(u64::MAX as u128) as u64;
+    let old = shared.nanos_per_text.load(Ordering::Relaxed);
+    let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+    shared.nanos_per_text.store(new, Ordering::Relaxed);
+}
+
 /// Drops jobs whose caller went away (client cancelled or disconnected).
 fn drop_cancelled(queue: &mut Queue) {
     queue.jobs.retain(|job| !job.reply.is_closed());
@@ -199,7 +233,7 @@ fn next_batch(queue: &mut Queue, max_batch_tokens: usize) -> Option<Batch> {
     let lead = queue.jobs.iter().position(|j| !j.unscheduled.is_empty())?;
     let len = *queue.jobs[lead].unscheduled.keys().next()?;
     let capacity = (max_batch_tokens / len).max(1);
-    let mut batch = Batch { len, members: Vec::new(), inputs: Vec::new() };
+    let mut batch = Batch { len, members: Vec::new(), inputs: Vec::new(), waits: Vec::new() };
     let mut input_of: HashMap<String, usize> = HashMap::new();
     let order: Vec<usize> = (lead..queue.jobs.len()).chain(0..lead).collect();
     for index in order {
@@ -223,6 +257,11 @@ fn next_batch(queue: &mut Queue, max_batch_tokens: usize) -> Option<Batch> {
             taken += 1;
         }
         slots.drain(..taken);
+        if taken > 0 {
+            if let Some(queued_at) = job.queued_at.take() {
+                batch.waits.push(queued_at.elapsed());
+            }
+        }
         if slots.is_empty() {
             job.unscheduled.remove(&len);
         }
@@ -290,6 +329,7 @@ mod tests {
             results: vec![None; texts.len()],
             left: texts.len(),
             reply,
+            queued_at: Some(Instant::now()),
         });
         receiver
     }
@@ -334,6 +374,7 @@ mod tests {
         let _b = push(&mut queue, &["cat", "dog", "cow"], 3);
         let batch = next_batch(&mut queue, 1000).unwrap();
         assert_eq!(batch.inputs.len(), 3);
+        assert_eq!(batch.waits.len(), 2, "the batch starts both jobs");
         assert_eq!(batch.members.len(), 5);
         let vectors: Vec<Vector> = (0..3).map(|i| Vector::from(vec![i as f32])).collect();
         deliver(&mut queue, &batch, &vectors);

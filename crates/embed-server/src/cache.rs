@@ -43,6 +43,15 @@ pub struct EmbeddingCache {
     writer: Mutex<Option<Writer>>,
 }
 
+/// How a lookup went per layer: texts found in memory; of the rest, found and not found in
+/// SQLite (both zero without a usable SQLite file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerHits {
+    pub memory_hits: usize,
+    pub sqlite_hits: usize,
+    pub sqlite_misses: usize,
+}
+
 struct Writer {
     sender: mpsc::Sender<Vec<(String, Vector)>>,
     thread: JoinHandle<()>,
@@ -94,13 +103,20 @@ impl EmbeddingCache {
 
     /// Looks every text up: memory first, then SQLite. `None` is a miss.
     pub fn get_many(&self, texts: &[&str]) -> Vec<Option<Vector>> {
+        self.get_many_counted(texts).0
+    }
+
+    /// [`Self::get_many`], also telling how each layer did (for the metrics).
+    pub fn get_many_counted(&self, texts: &[&str]) -> (Vec<Option<Vector>>, LayerHits) {
+        let mut hits = LayerHits::default();
         let mut found: Vec<Option<Vector>> = {
             let mut memory = lock(&self.memory);
             texts.iter().map(|t| memory.get(*t).cloned()).collect()
         };
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| found[i].is_none()).collect();
+        hits.memory_hits = texts.len() - missing.len();
         if missing.is_empty() {
-            return found;
+            return (found, hits);
         }
         let from_disk = self.with_store(|store| {
             let keys: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
@@ -112,10 +128,13 @@ impl EmbeddingCache {
                 if let Some(vector) = vector {
                     memory.put(texts[i].to_string(), Arc::clone(&vector));
                     found[i] = Some(vector);
+                    hits.sqlite_hits += 1;
+                } else {
+                    hits.sqlite_misses += 1;
                 }
             }
         }
-        found
+        (found, hits)
     }
 
     /// Remembers freshly computed vectors (memory now, SQLite on the writer thread).

@@ -3,14 +3,16 @@
 //!
 //! Modules: [`model`] (tokenizer, pooling, sentence-transformers semantics), [`encoder`] (the BERT forward pass on candle), [`batcher`]
 //! (merges concurrent requests into forward passes), [`cache`] (memory + SQLite), [`service`]
-//! (the gRPC handlers), [`auth`] (optional bearer token), [`server`] (start-up and shutdown),
-//! [`linger`] (closing connections without cutting off answers).
+//! (the gRPC handlers), [`admission`] (back-pressure: decode and queue bounds), [`auth`] (optional bearer token), [`server`] (start-up and shutdown),
+//! [`linger`] (closing connections without cutting off answers), [`metrics`] (Prometheus).
 
+pub mod admission;
 pub mod auth;
 pub mod batcher;
 pub mod cache;
 pub mod encoder;
 pub mod linger;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -79,14 +79,26 @@ struct ServeArgs {
     /// Longest text in bytes (longer ones get INVALID_ARGUMENT).
     #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
     max_text_bytes: u32,
-    /// Embed requests decoded and served at once, over all connections; more wait (in the
-    /// connection's flow control) until one finishes. Bounds the memory a burst of large
-    /// requests can take to about this many times the largest request.
+    /// Embed requests being decoded at once, over all connections; more wait (in the
+    /// connection's flow control) until one is decoded and admitted to the queue. Bounds the
+    /// memory a burst of large requests takes while decoding to about this many times the
+    /// largest request.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     max_inflight_requests: u32,
+    /// Most texts admitted and not yet answered, over all requests (back-pressure). A request
+    /// that would go past it is refused at once with RESOURCE_EXHAUSTED and a retry hint
+    /// (grpc-retry-pushback-ms, about the time the queue takes to drain); the wildcards
+    /// clients wait that long (with jitter) and retry. Bounds the memory of any burst.
+    #[arg(long, default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
+    max_queued_texts: u32,
     /// Most tokens (sequences x length) in one forward pass of the model.
     #[arg(long, default_value_t = 4096)]
     max_batch_tokens: usize,
+    /// Serve Prometheus metrics (requests and texts by method, status and client; cache hits
+    /// and misses; forward passes; batch, queue-wait, forward and latency histograms; queue
+    /// depth; model load time; RSS) at http://HOST:PORT/metrics. Off by default.
+    #[arg(long, value_parser = parse_addr)]
+    metrics_addr: Option<String>,
     /// File holding a token; clients must then send `authorization: Bearer <token>`.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
@@ -150,9 +162,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         limits: Limits {
             max_texts: args.max_texts as usize,
             max_text_bytes: args.max_text_bytes as usize,
+            max_queued_texts: args.max_queued_texts as usize,
         },
         max_batch_tokens: args.max_batch_tokens,
         api_key_file: args.api_key_file,
+        metrics_addr: args.metrics_addr,
         exit_on_stdin_eof: args.exit_on_stdin_eof,
         max_inflight_requests: args.max_inflight_requests as usize,
     };

@@ -12,10 +12,12 @@ use tonic::transport::server::Router;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
-use crate::auth::BearerAuth;
+use crate::admission::DecodeLimit;
+use crate::auth::NamedKeys;
 use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
 use crate::linger::LingeringClose;
+use crate::metrics::{self, Metrics};
 use crate::model::{default_model_dir, MiniLm, ModelFiles, DEFAULT_MODEL_ID, SETUP_HINT};
 use crate::service::{EmbedService, Limits, ModelInfo};
 
@@ -38,9 +40,11 @@ pub struct ServerConfig {
     pub limits: Limits,
     pub max_batch_tokens: usize,
     pub api_key_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`--metrics-addr`); none by default.
+    pub metrics_addr: Option<String>,
     /// Also stop when stdin closes (the private server of a tool: see main.rs).
     pub exit_on_stdin_eof: bool,
-    /// Embed requests decoded and served at once (see [`Bounded`]).
+    /// Embed requests being decoded and admitted at once (see [`DecodeLimit`]).
     pub max_inflight_requests: usize,
 }
 
@@ -58,11 +62,18 @@ pub enum CacheChoice {
 /// Loads everything, serves until SIGINT/SIGTERM, then finishes in-flight requests and closes
 /// the cache.
 pub async fn run(config: ServerConfig) -> Result<()> {
-    let addr = resolve_addr(&config.addr)?;
-    let auth = match &config.api_key_file {
-        Some(path) => Some(BearerAuth::from_file(path)?),
+    let addr = resolve_addr("--addr", &config.addr)?;
+    let metrics_addr = match &config.metrics_addr {
+        Some(a) => Some(resolve_addr("--metrics-addr", a)?),
         None => None,
     };
+    let auth = match &config.api_key_file {
+        Some(path) => Some(Arc::new(NamedKeys::from_file(path)?)),
+        None => None,
+    };
+    if let Some(keys) = &auth {
+        reload_keys_on_sighup(Arc::clone(keys));
+    }
     if !addr.ip().is_loopback() && auth.is_none() {
         tracing::warn!(
             "listening on {addr}, which other machines can reach, without --api-key-file: \
@@ -76,17 +87,31 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let model = MiniLm::load(&files)?;
     let dim = model.dim();
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
+    let metrics = Arc::new(Metrics::new());
+    metrics.model_loaded(started.elapsed());
 
     let cache = open_cache(&config, &fingerprint, dim);
 
-    let batcher = Arc::new(Batcher::start(model.encoder, cache.clone(), config.max_batch_tokens));
+    let batcher = Arc::new(Batcher::start(
+        model.encoder,
+        cache.clone(),
+        config.max_batch_tokens,
+        Arc::clone(&metrics),
+    ));
     let service = Arc::new(EmbedService::new(
         ModelInfo { model_id: model_id.clone(), dim, fingerprint: fingerprint.clone() },
         model.tokenizer,
         Arc::clone(&batcher),
         cache.clone(),
         config.limits,
+        Arc::clone(&metrics),
     ));
+    if let Some(metrics_addr) = metrics_addr {
+        let queue = Arc::clone(&service);
+        let bound =
+            metrics::serve(metrics_addr, metrics, Arc::new(move || queue.queued_texts())).await?;
+        tracing::info!("Prometheus metrics on http://{bound}/metrics");
+    }
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<EmbedderServer<EmbedService>>().await;
@@ -109,12 +134,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let embedder = EmbedderServer::from_arc(Arc::clone(&service))
         .max_decoding_message_size(max_request_bytes)
         .max_encoding_message_size(usize::MAX);
+    let keys = auth.clone();
     let embedder =
-        tonic::service::interceptor::InterceptedService::new(embedder, move |req| match &auth {
-            Some(auth) => auth.check(req),
+        tonic::service::interceptor::InterceptedService::new(embedder, move |req| match &keys {
+            Some(keys) => keys.check(req),
             None => Ok(req),
         });
-    let embedder = Bounded::new(embedder, config.max_inflight_requests);
+    let embedder = DecodeLimit::new(embedder, config.max_inflight_requests);
 
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
@@ -123,7 +149,10 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let cache_desc = describe_cache(cache.as_deref());
     tracing::info!(
         "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
-        if config.api_key_file.is_some() { ", bearer token required" } else { "" },
+        match &auth {
+            Some(keys) => format!(", bearer token required (keys: {})", keys.names().join(", ")),
+            None => String::new(),
+        },
         started.elapsed().as_secs_f64()
     );
 
@@ -153,60 +182,48 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
-/// The Embedder service behind a global concurrency limit: a request is decoded only once it
-/// holds a permit, so a burst of large requests costs at most `limit` requests' memory
-/// (the rest wait in HTTP/2 flow control). Health and reflection stay outside the limit, so
-/// a busy server still answers its health check.
-#[derive(Clone)]
-struct Bounded<S>(tower::limit::ConcurrencyLimit<S>);
-
-impl<S> Bounded<S> {
-    fn new(inner: S, limit: usize) -> Self {
-        let permits = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
-        Bounded(tower::limit::ConcurrencyLimit::with_semaphore(inner, permits))
-    }
-}
-
-impl<S: tonic::server::NamedService> tonic::server::NamedService for Bounded<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S, R> tower::Service<R> for Bounded<S>
-where
-    tower::limit::ConcurrencyLimit<S>: tower::Service<R>,
-{
-    type Response = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Response;
-    type Error = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Error;
-    type Future = <tower::limit::ConcurrencyLimit<S> as tower::Service<R>>::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        self.0.call(request)
-    }
+/// Re-reads the key file on each SIGHUP (a removed key stops working at once); a file that
+/// no longer parses is logged and the keys in force stay.
+fn reload_keys_on_sighup(keys: Arc<NamedKeys>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGHUP ({err}); key file changes need a restart");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            let file = keys.path().display().to_string();
+            match keys.reload() {
+                Ok(n) => tracing::info!(
+                    "SIGHUP: re-read --api-key-file {file}: {n} keys ({})",
+                    keys.names().join(", ")
+                ),
+                Err(err) => tracing::error!("SIGHUP: {err:#}; the previous keys stay in force"),
+            }
+        }
+    });
 }
 
 /// The socket address of `--addr`: an IP address as written, or a host name resolved (an IPv4
 /// address preferred, the usual meaning of `localhost:PORT`).
-fn resolve_addr(addr: &str) -> Result<SocketAddr> {
+fn resolve_addr(flag: &str, addr: &str) -> Result<SocketAddr> {
     if let Ok(parsed) = addr.parse() {
         return Ok(parsed);
     }
     let hint = "use HOST:PORT such as 127.0.0.1:50051 or localhost:50051";
     let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .with_context(|| format!("--addr {addr:?}: cannot resolve the host name; {hint}"))?
+        .with_context(|| format!("{flag} {addr:?}: cannot resolve the host name; {hint}"))?
         .collect();
     found
         .iter()
         .find(|a| a.is_ipv4())
         .or(found.first())
         .copied()
-        .with_context(|| format!("--addr {addr:?}: the host name has no address; {hint}"))
+        .with_context(|| format!("{flag} {addr:?}: the host name has no address; {hint}"))
 }
 
 /// The SQLite cache (with its memory layer) the configuration asks for, or none.

@@ -3,20 +3,26 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use embed_api::proto::embedder_server::Embedder;
 use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
+use crate::admission::{DecodePermit, QueueBound};
+use crate::auth::ClientName;
 use crate::batcher::{Batcher, Work};
 use crate::cache::{EmbeddingCache, Vector};
+use crate::metrics::Metrics;
 use crate::model::{SentenceTokenizer, MAX_SEQ_LEN};
 
-/// Per-request limits (`--max-texts`, `--max-text-bytes`).
+/// Per-request limits (`--max-texts`, `--max-text-bytes`) and the bound on texts admitted
+/// and not yet answered (`--max-queued-texts`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_texts: usize,
     pub max_text_bytes: usize,
+    pub max_queued_texts: usize,
 }
 
 /// What `Info` reports about the model.
@@ -34,6 +40,8 @@ pub struct EmbedService {
     batcher: Arc<Batcher>,
     cache: Option<Arc<EmbeddingCache>>,
     limits: Limits,
+    queue: QueueBound,
+    metrics: Arc<Metrics>,
     requests: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -46,17 +54,25 @@ impl EmbedService {
         batcher: Arc<Batcher>,
         cache: Option<Arc<EmbeddingCache>>,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             model,
             tokenizer,
             batcher,
             cache,
+            queue: QueueBound::new(limits.max_queued_texts),
+            metrics,
             limits,
             requests: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// Texts admitted and not yet answered (the queue depth).
+    pub fn queued_texts(&self) -> usize {
+        self.queue.queued()
     }
 
     /// Names a client may use for the loaded model besides its hub id.
@@ -116,10 +132,20 @@ impl EmbedService {
 
         let cache = self.cache.clone();
         let tokenizer = self.tokenizer.clone();
+        let metrics = Arc::clone(&self.metrics);
         let (mut found, work) = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
             let found = match &cache {
-                Some(cache) => cache.get_many(&refs),
+                Some(cache) => {
+                    let (found, layers) = cache.get_many_counted(&refs);
+                    metrics.cache(
+                        layers.memory_hits,
+                        layers.sqlite_hits,
+                        layers.sqlite_misses,
+                        refs.len(),
+                    );
+                    found
+                }
                 None => vec![None; refs.len()],
             };
             let missing: Vec<usize> = (0..unique.len()).filter(|&i| found[i].is_none()).collect();
@@ -157,16 +183,68 @@ impl EmbedService {
     }
 }
 
+/// The client's name for logs and metrics: its key's name (see [`crate::auth`]), else
+/// `anonymous` (a server without a key file).
+fn client_name<T>(request: &Request<T>) -> Arc<str> {
+    match request.extensions().get::<ClientName>() {
+        Some(name) => Arc::clone(&name.0),
+        None => Arc::from("anonymous"),
+    }
+}
+
+/// The status code of an answer, for the metrics.
+fn code_of<T>(answer: &Result<T, Status>) -> Code {
+    answer.as_ref().map_or_else(Status::code, |_| Code::Ok)
+}
+
 #[tonic::async_trait]
 impl Embedder for EmbedService {
     async fn embed(
         &self,
         request: Request<EmbedRequest>,
     ) -> Result<Response<EmbedResponse>, Status> {
-        let request = request.into_inner();
+        let started = Instant::now();
+        let client = client_name(&request);
+        let texts = request.get_ref().texts.len();
+        let answer = self.embed_request(request).await;
+        let (code, took) = (code_of(&answer), started.elapsed());
+        self.metrics.request("Embed", code, &client, texts, took);
+        // The request log: who asked for how much, and how it went (never the token).
+        tracing::info!(
+            target: "embed_server::requests",
+            "Embed client={client} texts={texts} status={code:?} ms={}",
+            took.as_millis()
+        );
+        answer
+    }
+
+    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let started = Instant::now();
+        let client = client_name(&request);
+        let answer = self.info_request().await;
+        self.metrics.request("Info", code_of(&answer), &client, 0, started.elapsed());
+        answer
+    }
+}
+
+impl EmbedService {
+    async fn embed_request(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.validate(&request)?;
         let n = request.texts.len();
+        let _admitted = self.queue.admit(n).map_err(|queued| {
+            tracing::debug!(texts = n, queued, "request refused: the queue is full");
+            self.queue.refusal(n, queued, self.batcher.time_per_text())
+        })?;
+        // Admitted: the texts now count against the queue bound, so another request may be
+        // decoded (see crate::admission).
+        if let Some(permit) = extensions.get::<DecodePermit>() {
+            permit.release();
+        }
         let (vectors, hits) = self.embed_texts(request.texts).await?;
         self.hits.fetch_add(hits as u64, Ordering::Relaxed);
         self.misses.fetch_add((n - hits) as u64, Ordering::Relaxed);
@@ -181,7 +259,7 @@ impl Embedder for EmbedService {
         }))
     }
 
-    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+    async fn info_request(&self) -> Result<Response<InfoResponse>, Status> {
         let cache = self.cache.clone();
         let (entries, persistent, path) = tokio::task::spawn_blocking(move || match &cache {
             Some(cache) => (
