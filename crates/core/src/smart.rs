@@ -31,6 +31,7 @@ use anyhow::{anyhow, Result};
 
 use crate::params::{Config, OutlierMethod, Params};
 use crate::semantic::embedder::Embedder;
+use crate::semantic::reuse::ReuseStore;
 use crate::semantic::stage::SemanticStage;
 use crate::stats::{EventKind, Timeline};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
@@ -175,7 +176,20 @@ pub fn prune(
     embedder: Option<&dyn Embedder>,
     timeline: &mut Timeline,
 ) -> Result<TaxonomyNode> {
-    let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()));
+    prune_reusing(tree, cfg, facts, embedder, None, timeline)
+}
+
+/// [`prune`], reading each list's outlier scores and arrangement from `reuse` when an earlier
+/// job stored them (and storing what it computes): the same tree, less work.
+pub fn prune_reusing(
+    tree: &TaxonomyNode,
+    cfg: &Config,
+    facts: &dyn WordNetFacts,
+    embedder: Option<&dyn Embedder>,
+    reuse: Option<&ReuseStore>,
+    timeline: &mut Timeline,
+) -> Result<TaxonomyNode> {
+    let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()).with_reuse(reuse));
     if let (Some(stage), true) = (semantic.as_mut(), cfg.needs_embeddings()) {
         // One embedding batch for every text the walk can meet (labels and items).
         let mut texts = Vec::new();
