@@ -109,16 +109,6 @@ pub fn lint_tree_reusing(
     }
     let analyses = stored.analyses(&lists, scoring, &table)?;
 
-    let flagged = analyses
-        .iter()
-        .zip(&lists)
-        .flat_map(|(a, (_, n))| a.outliers.iter().map(|&i| n.items[i].clone()).collect::<Vec<_>>());
-    let mut texts = scoring.sum_texts(flagged);
-    if !texts.is_empty() {
-        let unsummed = stored.sums.iter().zip(&lists).filter(|(s, _)| s.is_none());
-        texts.extend(unsummed.flat_map(|(_, (_, n))| scoring.sum_texts(n.items.iter().cloned())));
-        table.add(embedder, texts.into_iter().chain(scoring.shared_texts()))?;
-    }
     let outliers_total = analyses.iter().map(|a| a.outliers.len()).sum();
     let mut report = LintReport {
         method: scoring.method,
@@ -133,6 +123,17 @@ pub fn lint_tree_reusing(
     if outliers_total == 0 {
         return Ok(report);
     }
+    stored.load_sums();
+    let flagged = analyses
+        .iter()
+        .zip(&lists)
+        .flat_map(|(a, (_, n))| a.outliers.iter().map(|&i| n.items[i].clone()).collect::<Vec<_>>());
+    let mut texts = scoring.sum_texts(flagged);
+    let unsummed = stored.sums.iter().zip(&lists).filter(|(s, _)| s.is_none());
+    texts.extend(unsummed.flat_map(|(_, (_, n))| scoring.sum_texts(n.items.iter().cloned())));
+    table.add(embedder, texts.into_iter().chain(scoring.shared_texts()))?;
+    report.embedded_texts = table.texts_embedded;
+    report.cache_hits = table.cache_hits;
     let neighbours = ListSums::new(&lists, scoring, &table, &mut stored)?;
     for (index, ((path, node), analysis)) in lists.iter().zip(&analyses).enumerate() {
         if analysis.outliers.is_empty() {
@@ -217,11 +218,15 @@ impl<'s> Stored<'s> {
             };
             out.push(scored.at(scoring.threshold));
         }
-        // Looked up only now: a lint that flags nothing never needs them.
+        Ok(out)
+    }
+
+    /// Looks up the lists' vector sums: only when something was flagged (a lint that flags
+    /// nothing never needs them, and a lookup that is never stored would count as a miss).
+    fn load_sums(&mut self) {
         let store = self.store;
         let get = |key: &Option<Key>| store.zip(key.as_ref()).and_then(|(s, k)| s.get(k));
         self.sums = self.sum_keys.iter().map(get).collect();
-        Ok(out)
     }
 
     fn put<T: serde::Serialize>(&self, key: &Option<Key>, value: &T) {
