@@ -246,7 +246,7 @@ fn to_stdout(
     let generated = wildcards_core::generate::generate(cfg, ctx)?;
     batch_client::out!("{}", generated.text);
     let duration_s = started.elapsed().as_secs_f64();
-    Ok(JobResult { generated, export: None, lint: None, stats_path: None, duration_s })
+    Ok(JobResult { generated, export: None, lint: None, stats_path: None, duration_s, reuse: None })
 }
 
 /// The format an output name implies: `.jsonl` / `.ndjson` JSONL, `.yaml` / `.yml` YAML.

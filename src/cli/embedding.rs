@@ -10,7 +10,8 @@ use clap::Args;
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
-    /// Embedding server, `host:port` or `http://host:port` (default: env
+    /// Embedding server, `host:port` or `http://host:port`, or several separated by commas
+    /// (requests spread over them, failing over when one dies) (default: env
     /// WILDCARDS_EMBED_SERVER, else 127.0.0.1:50051; when none answers, a private server is
     /// started for this run).
     #[arg(long, value_name = "URL")]

@@ -5,6 +5,7 @@
 mod batch_faults;
 mod batch_folder;
 mod batch_manifests;
+mod batch_reuse;
 mod batch_seed;
 mod batch_server;
 mod batch_slurm;
@@ -20,6 +21,7 @@ mod processes;
 mod report_html;
 mod semantic_cli;
 mod semantic_quality;
+mod several_servers;
 mod source_messages;
 mod stalled_server;
 mod tencent_generation;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use embed_api::client::{ClientOptions, EmbedClient, WaitNotice};
+use embed_api::pool::{EmbedPool, NoticeFn};
 use wildcards_core::semantic::embedder::{Embedder, Embeddings};
 
 use crate::server::{find_or_start, PrivateServer};
@@ -32,9 +33,12 @@ impl Access {
     }
 }
 
-/// The gRPC client behind the [`Embedder`] trait.
+/// The gRPC client (of one embed-server, or several: `--server a:1,b:2`) behind the
+/// [`Embedder`] trait.
 pub struct GrpcEmbedder {
-    client: EmbedClient,
+    client: EmbedPool,
+    /// `model_id#fingerprint` from the server's Info, read at the first ask.
+    model: std::sync::OnceLock<Option<String>>,
 }
 
 impl GrpcEmbedder {
@@ -49,6 +53,17 @@ impl GrpcEmbedder {
     /// default, and a token other than `WILDCARDS_EMBED_TOKEN` (from `--token-file`). Long
     /// waits are said on stderr ("waiting for the embed-server at ...").
     pub fn connect_with(addr: &str, access: &Access) -> Result<Self> {
+        let notice: Arc<NoticeFn> = Arc::new(|line: &str| eprintln!("note: {line}"));
+        Self::connect_noticing(addr, access, notice)
+    }
+
+    /// [`Self::connect_with`], telling `on_failover` when a server of a list is left out
+    /// (it failed mid-batch: its work goes to the others) or rejoins.
+    pub fn connect_noticing(
+        addr: &str,
+        access: &Access,
+        on_failover: Arc<NoticeFn>,
+    ) -> Result<Self> {
         let token = access.token()?;
         let mut options = ClientOptions::from_env(Some(addr), token.as_deref());
         let timeout = access.timeout;
@@ -58,16 +73,17 @@ impl GrpcEmbedder {
         options.on_wait = Some(WaitNotice(Arc::new(|server: &str, waited| {
             eprintln!("waiting for the embed-server at {server} ({:.0} s)", waited.as_secs_f64());
         })));
-        let client = EmbedClient::connect(options)?;
-        Ok(Self { client })
+        let client = EmbedPool::connect(options, Some(on_failover))?;
+        Ok(Self { client, model: std::sync::OnceLock::new() })
     }
 
     /// Wraps a client made with other options (tests: short retries).
     pub fn new(client: EmbedClient) -> Self {
-        Self { client }
+        Self { client: EmbedPool::single(client), model: std::sync::OnceLock::new() }
     }
 
-    pub fn client(&self) -> &EmbedClient {
+    /// The client of the server or servers.
+    pub fn pool(&self) -> &EmbedPool {
         &self.client
     }
 }
@@ -76,6 +92,18 @@ impl Embedder for GrpcEmbedder {
     fn embed(&self, texts: &[String]) -> Result<Embeddings> {
         let e = self.client.embed(texts)?;
         Ok(Embeddings { dim: e.dim, vectors: e.vectors, cache_hits: e.cache_hits })
+    }
+
+    /// The server's model id and weights fingerprint; `None` when the server does not say
+    /// (then nothing computed from its vectors is reused across jobs).
+    fn model_id(&self) -> Option<String> {
+        self.model
+            .get_or_init(|| {
+                let info = self.client.info().ok()?;
+                (!info.model_fingerprint.is_empty())
+                    .then(|| format!("{}#{}", info.model_id, info.model_fingerprint))
+            })
+            .clone()
     }
 }
 
@@ -103,6 +131,10 @@ impl Embedder for Counting {
         self.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
         self.hits.fetch_add(e.cache_hits as u64, Ordering::Relaxed);
         Ok(e)
+    }
+
+    fn model_id(&self) -> Option<String> {
+        self.inner.model_id()
     }
 }
 

@@ -43,7 +43,14 @@ pub struct JobSpec {
     pub origin_index: Origin,
     /// For matrix jobs, the matrix values that made this job (param name -> text).
     pub axes: BTreeMap<String, String>,
+    /// The batch's reuse store (`output_dir/.reuse`): per-list semantic results shared by
+    /// the jobs; `None` computes everything (`--no-reuse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_dir: Option<PathBuf>,
 }
+
+/// The reuse store's folder inside a batch's output folder.
+pub const REUSE_DIR: &str = ".reuse";
 
 impl JobSpec {
     /// The effective configuration (presets and dataset overrides resolved).
@@ -144,6 +151,12 @@ pub struct JobMetrics {
     /// Texts the job sent to the embedding service, and how many it served from its cache.
     pub embed_texts: u64,
     pub embed_cache_hits: u64,
+    /// Per-list results the job read from the reuse store, and those it computed (and
+    /// stored); both 0 without a store.
+    #[serde(default)]
+    pub reuse_hits: u64,
+    #[serde(default)]
+    pub reuse_misses: u64,
 }
 
 /// How one job went.

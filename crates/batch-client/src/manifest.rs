@@ -835,6 +835,7 @@ fn expand(raw: &RawManifest, cfg: &BatchConfig, base: &Path) -> Vec<JobSpec> {
             origin: format!("jobs[{i}]"),
             origin_index: Origin::Job(i),
             axes: BTreeMap::new(),
+            reuse_dir: Some(cfg.output_dir.join(crate::job::REUSE_DIR)),
             params,
         });
     }
@@ -866,6 +867,7 @@ fn expand(raw: &RawManifest, cfg: &BatchConfig, base: &Path) -> Vec<JobSpec> {
                 origin: origin.clone(),
                 origin_index: Origin::Matrix(i),
                 axes: combo.iter().map(|(k, v)| (k.clone(), value_text(v))).collect(),
+                reuse_dir: Some(cfg.output_dir.join(crate::job::REUSE_DIR)),
                 params,
             });
         }

@@ -207,6 +207,8 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "outlier_rate",
     "embed_texts",
     "embed_cache_hits",
+    "reuse_hits",
+    "reuse_misses",
 ];
 
 /// The metric cells of a record, in [`METRIC_COLUMNS`] order; numbers are empty for a job
@@ -231,6 +233,8 @@ fn metric_cells(r: &JobRecord) -> Vec<String> {
             m.outlier_rate.map(|r| format!("{r:.4}")).unwrap_or_default(),
             m.embed_texts.to_string(),
             m.embed_cache_hits.to_string(),
+            m.reuse_hits.to_string(),
+            m.reuse_misses.to_string(),
         ]),
         None => cells.extend(std::iter::repeat_n(String::new(), METRIC_COLUMNS.len() - 3)),
     }
@@ -306,6 +310,7 @@ fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
             .collect();
         md.push_str(&format!("- Peak memory (RSS) of the workers: {} MB\n", mb.join(", ")));
     }
+    md.push_str(&reuse_md(records));
     if let Some(kb) = info.server_peak_rss_kb {
         md.push_str(&format!(
             "- Peak memory (RSS) of the embed-server: {:.1} MB\n",
@@ -322,6 +327,21 @@ fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
         }
     }
     md
+}
+
+/// The reuse store's line of the run facts: how many per-list results (outlier scores,
+/// arrangements, list sums) the jobs read instead of computing; empty without a store.
+fn reuse_md(records: &[JobRecord]) -> String {
+    let metrics = records.iter().filter_map(|r| r.outcome.metrics.as_ref());
+    let (hits, misses) = metrics.fold((0, 0), |(h, m), x| (h + x.reuse_hits, m + x.reuse_misses));
+    if hits + misses == 0 {
+        return String::new();
+    }
+    format!(
+        "- Reuse across jobs: {hits} per-list results reused, {misses} computed ({:.0} % \
+         reused; store `.reuse/` in the output folder)\n",
+        100.0 * hits as f64 / (hits + misses) as f64
+    )
 }
 
 /// The results table: one row a job, the varying parameters, then the measures.
@@ -343,6 +363,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
             "outliers",
             "outlier rate",
             "embedded (cache hits)",
+            "reused (computed)",
             "file bytes",
         ]
         .map(String::from),
@@ -358,13 +379,16 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
         row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
         let c = metric_cells(r);
         // c: status, error, duration, bytes, categories, leaf_lists, items, depth, branching,
-        // leaf size, outliers, outlier rate, embed_texts, cache hits
-        let embedded = match &r.outcome.metrics {
-            Some(m) => format!("{} ({})", m.embed_texts, m.embed_cache_hits),
-            None => String::new(),
+        // leaf size, outliers, outlier rate, embed_texts, cache hits, reuse hits, misses
+        let (embedded, reused) = match &r.outcome.metrics {
+            Some(m) => (
+                format!("{} ({})", m.embed_texts, m.embed_cache_hits),
+                format!("{} ({})", m.reuse_hits, m.reuse_misses),
+            ),
+            None => (String::new(), String::new()),
         };
         row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10, 11].map(|i| c[i].clone()));
-        row.extend([embedded, c[3].clone()]);
+        row.extend([embedded, reused, c[3].clone()]);
         if info.baseline.is_some() {
             row.extend(baseline_cells(r));
         }
@@ -468,6 +492,8 @@ mod tests {
             outlier_rate: Some(0.0667),
             embed_texts: 30,
             embed_cache_hits: 12,
+            reuse_hits: 6,
+            reuse_misses: 2,
         };
         vec![
             JobRecord::new(
@@ -491,10 +517,10 @@ mod tests {
             lines[0],
             "job,min_leaf_size,status,error,duration_s,file_bytes,categories,leaf_lists,items,\
              max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,embed_texts,embed_cache_hits,\
-             same_as"
+             reuse_hits,reuse_misses,same_as"
         );
-        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12,");
-        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,,");
+        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12,6,2,");
+        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,,,,");
     }
 
     #[test]
@@ -503,13 +529,14 @@ mod tests {
         let md = report_md(&info, &records());
         assert!(
             md.contains(
-                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 120 |  |"
+                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 6 (2) | 120 |  |"
             ),
             "{md}"
         );
         assert!(md.contains("| b | 9 | failed |"), "{md}");
         assert!(md.contains("### b") && md.contains("boom | bad"), "{md}");
         assert!(md.contains("1 succeeded, 0 resumed, 1 failed"), "{md}");
+        assert!(md.contains("- Reuse across jobs: 6 per-list results reused, 2 computed (75 %"));
     }
 
     #[test]
@@ -529,8 +556,8 @@ mod tests {
         assert!(recs[1].vs_baseline.is_none());
         let csv = summary_csv(&recs, Some("a")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert!(lines[0].ends_with(",embed_cache_hits,jaccard_vs_baseline,ari_vs_baseline,same_as"));
-        assert!(lines[1].ends_with(",12,1.0000,1.0000,"), "{csv}");
+        assert!(lines[0].ends_with(",reuse_misses,jaccard_vs_baseline,ari_vs_baseline,same_as"));
+        assert!(lines[1].ends_with(",12,6,2,1.0000,1.0000,"), "{csv}");
         assert!(lines[2].ends_with(",,,,"), "{csv}");
 
         // b succeeded: 4 common items of 5, grouped {a,b},{c,d} vs {a,b,c},{d}.

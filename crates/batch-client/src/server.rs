@@ -35,12 +35,20 @@ pub struct ServerChoice {
 /// Finds the embed-server for a run: the `--server` flag, else `WILDCARDS_EMBED_SERVER`, else
 /// 127.0.0.1:50051 when it answers its health check; else starts a private one (log in
 /// `log`). `say` tells the user which it is.
+///
+/// A comma-separated list names several servers (a lab's): the run uses those that answer
+/// (the clients spread their requests over them and fail over when one dies; one that does not
+/// answer now joins when it does), and starts a private one only when none answers.
 pub fn find_or_start(flag: Option<&str>, log: &Path, say: &dyn Fn(&str)) -> Result<ServerChoice> {
     let addr = client::resolve_server(flag);
-    client::server_uri(&addr)?;
-    if is_healthy(&addr, Duration::from_secs(2)) {
-        say(&format!("using the embed-server at {addr}"));
-        return Ok(ServerChoice { addr, private: None });
+    let servers = embed_api::pool::split_servers(&addr)?;
+    if let [one] = servers.as_slice() {
+        if is_healthy(one, Duration::from_secs(2)) {
+            say(&format!("using the embed-server at {one}"));
+            return Ok(ServerChoice { addr: one.clone(), private: None });
+        }
+    } else if let Some(choice) = several(&servers, say) {
+        return Ok(choice);
     }
     say(&format!(
         "no embed-server answers at {addr}; starting a private one for this run (log: {})",
@@ -49,6 +57,31 @@ pub fn find_or_start(flag: Option<&str>, log: &Path, say: &dyn Fn(&str)) -> Resu
     let private = PrivateServer::start(log, READY_WAIT)?;
     say(&format!("private embed-server ready at {} (pid {})", private.addr, private.pid()));
     Ok(ServerChoice { addr: private.addr.clone(), private: Some(private) })
+}
+
+/// The choice of a list of servers when at least one answers its health check (checked in
+/// parallel): all of them, for the clients to spread over.
+fn several(servers: &[String], say: &dyn Fn(&str)) -> Option<ServerChoice> {
+    let healthy: Vec<bool> = std::thread::scope(|s| {
+        let checks: Vec<_> = servers
+            .iter()
+            .map(|a| s.spawn(move || is_healthy(a, Duration::from_secs(2))))
+            .collect();
+        checks.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+    });
+    let (up, down): (Vec<_>, Vec<_>) = servers.iter().zip(&healthy).partition(|(_, ok)| **ok);
+    if up.is_empty() {
+        return None;
+    }
+    let names = |v: &[(&String, &bool)]| -> String {
+        v.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    let mut line = format!("using the embed-servers at {}", names(&up));
+    if !down.is_empty() {
+        line.push_str(&format!(" ({} not answering: used when it answers)", names(&down)));
+    }
+    say(&line);
+    Some(ServerChoice { addr: servers.join(","), private: None })
 }
 
 /// How often a private server that died mid-batch is started again before the batch gives

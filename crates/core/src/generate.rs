@@ -13,6 +13,7 @@ use crate::datasets::download::{self, Fetcher};
 use crate::datasets::{coco, imagenet, openimages, tencent};
 use crate::params::{Config, Dataset};
 use crate::semantic::embedder::Embedder;
+use crate::semantic::reuse::ReuseStore;
 use crate::stats::{self, Event, EventKind, StatsFile, StructureStats, Suggestions, Timeline};
 use crate::taxonomy::TaxonomyNode;
 use crate::wordnet::WordNet;
@@ -61,12 +62,15 @@ pub struct GenerateContext<'a> {
     pub on_stage: Option<&'a (dyn Fn(Stage) + Sync)>,
     /// Downloads missing dataset files (and draws their progress); `None`: offline.
     pub fetcher: Option<&'a dyn Fetcher>,
+    /// Per-list semantic results shared across jobs (a batch's output folder); `None`:
+    /// everything is computed.
+    pub reuse: Option<&'a ReuseStore>,
 }
 
 impl<'a> GenerateContext<'a> {
     /// A context without embedder, stage callback or downloads.
     pub fn new(data_dir: PathBuf, wordnet: Arc<WordNet>) -> Self {
-        Self { data_dir, wordnet, embedder: None, on_stage: None, fetcher: None }
+        Self { data_dir, wordnet, embedder: None, on_stage: None, fetcher: None, reuse: None }
     }
 
     fn stage(&self, stage: Stage, timeline: &mut Timeline) {
@@ -107,6 +111,7 @@ impl Generated {
             },
             structure: self.stats.clone(),
             lint: None,
+            reuse: None,
             events: self.events.clone(),
         }
     }
@@ -136,7 +141,7 @@ pub fn generate(cfg: &Config, ctx: &GenerateContext) -> Result<Generated> {
         ctx.stage(Stage::Embedding, &mut timeline);
     }
     let facts = &*ctx.wordnet;
-    let semantic = smart::embed_texts(&source, cfg, facts, ctx.embedder, &mut timeline)?;
+    let semantic = smart::embed_texts(&source, cfg, facts, ctx.embedder, ctx.reuse, &mut timeline)?;
     ctx.stage(Stage::Pruning, &mut timeline);
     let pruned = smart::prune_with(&source, cfg, facts, semantic, &mut timeline)?;
 

@@ -10,9 +10,11 @@ use crate::export::{export_txt, job_export_dir, ExportReport};
 use crate::generate::{generate, GenerateContext, Generated};
 use crate::output::write_atomic;
 use crate::params::{Config, ExportFormat};
-use crate::semantic::lint::lint_tree;
+use crate::semantic::lint::lint_tree_reusing;
 use crate::semantic::outliers::Scoring;
-use crate::stats::{stats_path, Execution, FlaggedItem, FlaggedList, LintStats, StatsFile};
+use crate::stats::{
+    stats_path, Execution, FlaggedItem, FlaggedList, LintStats, ReuseStats, StatsFile,
+};
 
 /// What to do with one generated skeleton.
 pub struct JobRequest<'a> {
@@ -44,6 +46,8 @@ pub struct JobResult {
     pub stats_path: Option<PathBuf>,
     /// Wall time of the whole job (generation, writing, lint), seconds.
     pub duration_s: f64,
+    /// What the job found in the reuse store and what it computed (when it had a store).
+    pub reuse: Option<ReuseStats>,
 }
 
 /// Runs one job: see the module doc. `on_stage` hears `writing` and `analyzing` (the
@@ -82,6 +86,7 @@ pub fn run_job(
         lint,
         stats_path: None,
         duration_s: round_ms(req.started.elapsed().as_secs_f64()),
+        reuse: ctx.reuse.map(|store| store.stats()),
     };
     if req.save_stats {
         let path = stats_path(req.output);
@@ -106,7 +111,7 @@ fn lint(generated: &Generated, cfg: &Config, ctx: &GenerateContext) -> Result<Li
         threshold: cfg.semantic_threshold,
         wordnet: Some(&ctx.wordnet),
     };
-    let report = lint_tree(&generated.tree, embedder, &scoring)?;
+    let report = lint_tree_reusing(&generated.tree, embedder, &scoring, ctx.reuse)?;
     let flagged = report
         .lists
         .iter()
@@ -140,6 +145,7 @@ fn write_stats(path: &Path, req: &JobRequest, result: &JobResult) -> Result<()> 
     let stats = StatsFile {
         execution: Execution::now(result.duration_s),
         lint: result.lint.clone(),
+        reuse: result.reuse,
         ..result.generated.stats_file(req.config, Some(req.output))
     };
     let mut value = serde_json::to_value(&stats)?;

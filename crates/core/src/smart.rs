@@ -31,6 +31,7 @@ use anyhow::{anyhow, Result};
 
 use crate::params::{Config, OutlierMethod, Params};
 use crate::semantic::embedder::Embedder;
+use crate::semantic::reuse::ReuseStore;
 use crate::semantic::stage::SemanticStage;
 use crate::stats::{EventKind, Timeline};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
@@ -194,21 +195,24 @@ pub fn prune(
     embedder: Option<&dyn Embedder>,
     timeline: &mut Timeline,
 ) -> Result<TaxonomyNode> {
-    let semantic = embed_texts(tree, cfg, facts, embedder, timeline)?;
+    let semantic = embed_texts(tree, cfg, facts, embedder, None, timeline)?;
     prune_with(tree, cfg, facts, semantic, timeline)
 }
 
 /// The semantic stage for `embedder`, with every text the pruning walk can meet (labels and
 /// items, and the templated texts typicality scores) embedded in one batch up front. Its own
-/// step so a caller can say "embedding" while it runs, not "pruning".
+/// step so a caller can say "embedding" while it runs, not "pruning". With `reuse`, each
+/// list's outlier scores and arrangement are read from the store when an earlier job stored
+/// them (and what is computed is stored): the same tree, less work.
 pub fn embed_texts<'a>(
     tree: &TaxonomyNode,
     cfg: &Config,
     facts: &'a dyn WordNetFacts,
     embedder: Option<&'a dyn Embedder>,
+    reuse: Option<&'a ReuseStore>,
     timeline: &mut Timeline,
 ) -> Result<Option<SemanticStage<'a>>> {
-    let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()));
+    let mut semantic = embedder.map(|e| SemanticStage::new(e, facts.wordnet()).with_reuse(reuse));
     if let (Some(stage), true) = (semantic.as_mut(), cfg.needs_embeddings()) {
         let mut texts = Vec::new();
         collect_texts(tree, &mut texts);

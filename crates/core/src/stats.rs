@@ -233,7 +233,31 @@ pub struct StatsFile {
     pub structure: StructureStats,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lint: Option<LintStats>,
+    /// What the job read from the reuse store instead of computing (when it had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<ReuseStats>,
     pub events: Vec<Event>,
+}
+
+/// Lookups in the reuse store ([`crate::semantic::reuse`]): found (reused) and not found
+/// (computed, then stored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HitsMisses {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// A job's lookups in the reuse store, in all and by kind of result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReuseStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Outlier scores of a list (semantic cleaning and the lint).
+    pub outliers: HitsMisses,
+    /// Arrangements of a list (semantic arrangement).
+    pub arrangements: HitsMisses,
+    /// Vector sums of a list (the lint's "fits better in").
+    pub list_sums: HitsMisses,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 //!   client and server halves, plus the descriptor set for gRPC reflection;
 //! - [`client`]: the blocking client every tool uses (chunking within the server's limits,
 //!   reconnects, one retry policy), the health check, and the address/token conventions;
+//! - [`pool`]: several servers behind one client (`--server a:1,b:2`), failing over when
+//!   one dies;
 //! - [`ClientError`]: a typed error, so a caller can tell "the server is away, try again
 //!   later" ([`ClientError::is_retryable`]) from "this request will never work".
 //!
@@ -12,10 +14,12 @@
 
 pub mod client;
 mod error;
+pub mod pool;
 pub mod process;
 
 pub use client::{ClientOptions, ClientStats, EmbedClient, Embedded};
 pub use error::ClientError;
+pub use pool::EmbedPool;
 
 /// Generated gRPC code for `proto/embed.proto` (client and server).
 pub mod proto {

@@ -96,8 +96,10 @@ pub struct BatchArgs {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub job_timeout: Option<f64>,
 
-    /// The embed-server (`host:port` or `http://host:port`). When none answers there and a job
-    /// needs embeddings, a private embed-server is started for the run.
+    /// The embed-server (`host:port` or `http://host:port`), or several separated by commas
+    /// (`gpu1:50051,gpu2:50051`: requests are spread over those that answer, and a server
+    /// that dies mid-batch is failed over). When none answers and a job needs embeddings, a
+    /// private embed-server is started for the run.
     #[arg(long, value_name = "ADDR", env = "WILDCARDS_EMBED_SERVER")]
     pub server: Option<String>,
 
@@ -113,6 +115,12 @@ pub struct BatchArgs {
     /// Print the expanded job table and exit without running anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Compute every list's outlier scores and arrangement in every job, instead of reusing
+    /// what another job of the folder already computed for the same list (the reuse store
+    /// `OUTPUT_DIR/.reuse`; the outputs are the same either way).
+    #[arg(long)]
+    pub no_reuse: bool,
 
     /// Run a manifest of more than 1,000 jobs (without it such a batch stops and says how big
     /// it is, so a mistyped axis does not start hours of work).
@@ -422,10 +430,13 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     };
     let manifest = match manifest::load(&path) {
-        Ok(m) => match &args.output_dir {
-            Some(dir) => relocate(m, dir),
-            None => m,
-        },
+        Ok(m) => without_reuse(
+            match &args.output_dir {
+                Some(dir) => relocate(m, dir),
+                None => m,
+            },
+            args.no_reuse,
+        ),
         Err(e) => {
             eprintln!("error: invalid manifest {e}");
             return ExitCode::from(EXIT_USAGE);
@@ -482,11 +493,22 @@ fn too_many_jobs(m: &Manifest, workers: u16) -> String {
     )
 }
 
+/// The manifest with no reuse store when `no_reuse` (`--no-reuse`).
+fn without_reuse(mut m: Manifest, no_reuse: bool) -> Manifest {
+    if no_reuse {
+        m.jobs.iter_mut().for_each(|job| job.reuse_dir = None);
+    }
+    m
+}
+
 /// The manifest with its outputs moved from `config.output_dir` to `dir` (`--output-dir`).
 fn relocate(mut m: Manifest, dir: &std::path::Path) -> Manifest {
     for job in &mut m.jobs {
         if let Ok(rel) = job.output.strip_prefix(&m.config.output_dir) {
             job.output = dir.join(rel);
+        }
+        if job.reuse_dir.is_some() {
+            job.reuse_dir = Some(dir.join(crate::job::REUSE_DIR));
         }
     }
     m.config.output_dir = dir.to_path_buf();
@@ -973,6 +995,8 @@ pub fn metrics_from_stats(stats: &StatsFile, batch: &BatchStats) -> JobMetrics {
         outlier_rate: stats.lint.as_ref().map(|l| l.outlier_rate),
         embed_texts: batch.embed_texts,
         embed_cache_hits: batch.embed_cache_hits,
+        reuse_hits: stats.reuse.map_or(0, |r| r.hits),
+        reuse_misses: stats.reuse.map_or(0, |r| r.misses),
     }
 }
 

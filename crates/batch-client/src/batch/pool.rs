@@ -173,6 +173,9 @@ impl Slot<'_> {
                     }
                     return (outcome, peak_rss_kb);
                 }
+                Ok(Msg::Event(Event::Note { message })) => {
+                    self.progress.log(&format!("worker {}: {message}", self.slot + 1));
+                }
                 Ok(Msg::Event(_)) => {}
                 Ok(Msg::Noise(line)) => {
                     self.progress.log(&format!("worker {}: {line}", self.slot + 1));

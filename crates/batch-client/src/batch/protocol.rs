@@ -23,6 +23,9 @@ pub enum Event {
     /// Job `job` is done (succeeded or failed). With `retire` the worker exits next (after a
     /// panic its state is not trusted); otherwise it takes the next job.
     Finished { job: usize, outcome: JobOutcome, retire: bool, peak_rss_kb: Option<u64> },
+    /// A line for the batch's log (e.g. an embed-server of a list failed and the worker
+    /// failed over to the others).
+    Note { message: String },
 }
 
 /// Writes one message as a JSON line and flushes it.

@@ -170,6 +170,7 @@ mod tests {
             metadata: Metadata { dataset: "tencent".into(), output: None, config: a.config() },
             structure: structure.clone(),
             lint: None,
+            reuse: None,
             events: Vec::new(),
         };
         let mut value = serde_json::to_value(&stats).unwrap();

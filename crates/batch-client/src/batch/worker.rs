@@ -16,6 +16,7 @@ use wildcards_core::datasets::download;
 use wildcards_core::generate::{GenerateContext, Stage};
 use wildcards_core::run::{run_job, JobRequest, JobResult};
 use wildcards_core::semantic::embedder::Embedder;
+use wildcards_core::semantic::reuse::ReuseStore;
 use wildcards_core::wordnet::WordNet;
 
 use crate::embedder::Counting;
@@ -38,12 +39,7 @@ pub struct WorkerOptions {
 /// The worker's main loop; returns when stdin closes.
 pub fn run(opts: WorkerOptions) -> ExitCode {
     install_panic_hook();
-    let out = Mutex::new(std::io::stdout());
-    let send = |ev: &Event| {
-        let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-        // A closed stdout means batch-client is gone; the read below then ends too.
-        let _ = protocol::send(&mut *o, ev);
-    };
+    let send = emit;
     send(&Event::Ready { pid: std::process::id() });
     let mut env = WorkerEnv { opts, wordnet: None, embedder: None };
     let mut input = std::io::stdin().lock();
@@ -76,6 +72,13 @@ pub fn run(opts: WorkerOptions) -> ExitCode {
     }
 }
 
+/// Sends one event to batch-client: a whole line under stdout's lock, so the events of the
+/// job's thread and of the embed client's threads (failover notes) never interleave.
+fn emit(ev: &Event) {
+    // A closed stdout means batch-client is gone; the read of the next job then ends too.
+    let _ = protocol::send(&mut std::io::stdout().lock(), ev);
+}
+
 fn secs(start: Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
@@ -106,8 +109,10 @@ impl WorkerEnv {
         // Calls that fail because the server is down or restarting are retried for a while.
         let access =
             crate::embedder::Access { timeout: None, token_file: self.opts.token_file.clone() };
+        // A server of a list that fails is said in the batch's log (it fails over).
+        let notice = Arc::new(|line: &str| emit(&Event::Note { message: line.to_string() }));
         let e: Arc<dyn Embedder> =
-            Arc::new(crate::embedder::GrpcEmbedder::connect_with(&addr, &access)?);
+            Arc::new(crate::embedder::GrpcEmbedder::connect_noticing(&addr, &access, notice)?);
         self.embedder = Some(Arc::clone(&e));
         Ok(e)
     }
@@ -128,8 +133,10 @@ impl WorkerEnv {
         let totals = || counting.as_ref().map(Counting::totals).unwrap_or_default();
         let stage_cb = |s: Stage| on_stage(s.as_str());
         let fetcher = HttpFetcher::new(false);
+        let reuse = reuse_store(job, counting.as_ref())?;
         let mut ctx = GenerateContext::new(data_dir, wordnet);
         ctx.embedder = counting.as_ref().map(|c| c as &dyn Embedder);
+        ctx.reuse = reuse.as_ref();
         ctx.on_stage = Some(&stage_cb);
         ctx.fetcher = Some(&fetcher);
         let batch_section = |result: &JobResult| {
@@ -159,12 +166,15 @@ impl WorkerEnv {
             crate::viewer::write_viewer(&job.output, result.lint.as_ref(), &job.viewer_path())?;
         }
         let (embed_texts, embed_cache_hits) = totals();
+        let reuse = result.reuse.unwrap_or_default();
         let metrics = JobMetrics {
             structure: result.generated.stats.clone(),
             outliers: result.lint.as_ref().map(|l| l.outliers),
             outlier_rate: result.lint.as_ref().map(|l| l.outlier_rate),
             embed_texts,
             embed_cache_hits,
+            reuse_hits: reuse.hits,
+            reuse_misses: reuse.misses,
         };
         Ok(JobOutcome {
             status: JobStatus::Succeeded,
@@ -173,6 +183,31 @@ impl WorkerEnv {
             metrics: Some(metrics),
         })
     }
+}
+
+/// The job's reuse store: the batch's (`job.reuse_dir`) for the model the server serves, when
+/// the job embeds and the server names its model.
+fn reuse_store(job: &JobSpec, embedder: Option<&Counting>) -> Result<Option<ReuseStore>> {
+    let (Some(dir), Some(embedder)) = (&job.reuse_dir, embedder) else { return Ok(None) };
+    let Some(model) = embedder.model_id() else { return Ok(None) };
+    Ok(Some(ReuseStore::open(dir, &model)?.with_code(build_id())))
+}
+
+/// This executable's size and modification time: part of every reuse key, so a rebuilt tool
+/// never reads what another build computed (Slurm tasks on several nodes run the one shared
+/// binary, so they agree).
+fn build_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let meta = std::env::current_exe().and_then(std::fs::metadata);
+        let modified = meta
+            .as_ref()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} bytes, modified {modified}", meta.map_or(0, |m| m.len()))
+    })
 }
 
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);

@@ -18,6 +18,7 @@ use super::embedder::Embedder;
 use super::hdbscan::{check_list_size, hdbscan, HdbscanParams};
 use super::naming::{NameSource, Namer};
 use super::reduce::{reduce, ReduceParams, MIN_ITEMS_TO_REDUCE};
+use super::reuse::{Key, Kind, ReuseStore};
 use super::vectors::VectorTable;
 use crate::params::{ClusterMethod, Config};
 use crate::shaper::title_case;
@@ -34,7 +35,7 @@ pub const LARGE_LEFTOVERS: usize = 20;
 pub const SECOND_PASS_MIN_CLUSTER: usize = 3;
 
 /// Arrangement settings (from a job's `semantic_arrange_*` parameters).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ArrangeParams {
     /// `semantic_arrange_min_cluster`: smallest group of the first pass.
     pub min_cluster: usize,
@@ -69,7 +70,7 @@ impl ArrangeParams {
 }
 
 /// One named group of an arrangement.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Group {
     pub name: String,
     pub source: NameSource,
@@ -111,7 +112,7 @@ impl Group {
 }
 
 /// What one arrangement did, for the stats timeline.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArrangeStats {
     pub items: usize,
     /// Clusters HDBSCAN* found in the first pass and how many were rejected by probability.
@@ -127,8 +128,8 @@ pub struct ArrangeStats {
     pub names: Vec<String>,
 }
 
-/// The result of arranging one list.
-#[derive(Debug, Clone, PartialEq)]
+/// The result of arranging one list (what the reuse store keeps).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Arrangement {
     pub groups: Vec<Group>,
     /// Items that joined no group, in input order.
@@ -186,6 +187,28 @@ pub fn arrange_list(
     let table = VectorTable::build(embedder, items.iter().map(|i| arrange_text(i)))?;
     let arrangement = arrange_items(items, &table, wordnet, parent, params)?;
     Ok((arrangement, table))
+}
+
+/// Everything an arrangement depends on besides the model (which the store adds).
+#[derive(serde::Serialize)]
+struct ArrangeInputs<'a> {
+    items: &'a [String],
+    parent: Option<&'a str>,
+    params: &'a ArrangeParams,
+    /// WordNet's size when it names the groups (another WordNet, other names).
+    wordnet: Option<usize>,
+}
+
+/// The reuse-store key of the arrangement of `items` under `parent` with `params`.
+pub fn reuse_key(
+    store: &ReuseStore,
+    items: &[String],
+    wordnet: Option<&WordNet>,
+    parent: Option<&str>,
+    params: &ArrangeParams,
+) -> Key {
+    let wordnet = wordnet.map(WordNet::len);
+    store.key(Kind::Arrangement, &ArrangeInputs { items, parent, params, wordnet })
 }
 
 /// Arranges `items` with vectors from `table` (which must hold [`arrange_text`] of each).

@@ -16,4 +16,11 @@ pub struct Embeddings {
 /// Something that turns texts into sentence embeddings. Blocking, so the pipeline stays sync.
 pub trait Embedder: Send + Sync {
     fn embed(&self, texts: &[String]) -> anyhow::Result<Embeddings>;
+
+    /// What identifies the vectors: the model's id and a fingerprint of its weights (the
+    /// embed-server's Info), or `None` when unknown. Results computed from the vectors are
+    /// reused across jobs only under a known model ([`super::reuse`]).
+    fn model_id(&self) -> Option<String> {
+        None
+    }
 }

@@ -3,7 +3,8 @@
 
 use super::embedder::Embedder;
 use super::hdbscan::check_list_size;
-use super::outliers::{Scoring, MIN_ITEMS};
+use super::outliers::{OutlierAnalysis, Scored, Scoring, MIN_ITEMS};
+use super::reuse::{Key, Kind, ReuseStore};
 use super::typicality;
 use super::vectors::VectorTable;
 use crate::params::OutlierMethod;
@@ -78,33 +79,66 @@ pub fn lint_tree(
     embedder: &dyn Embedder,
     scoring: &Scoring,
 ) -> anyhow::Result<LintReport> {
+    lint_tree_reusing(root, embedder, scoring, None)
+}
+
+/// [`lint_tree`], reading each list's scores and vector sum from `reuse` when an earlier job
+/// stored them (and storing what it computes). Only what is not stored is embedded: the
+/// texts of the lists computed here and the flagged items; with everything stored and
+/// nothing flagged, nothing.
+pub fn lint_tree_reusing(
+    root: &TaxonomyNode,
+    embedder: &dyn Embedder,
+    scoring: &Scoring,
+    reuse: Option<&ReuseStore>,
+) -> anyhow::Result<LintReport> {
     let mut lists = Vec::new();
     collect_lists(root, &mut Vec::new(), &mut lists);
     lists.retain(|(_, node)| node.items.len() >= MIN_ITEMS);
     check_lists(&lists, scoring.method)?;
-    let texts = lists.iter().flat_map(|(_, n)| scoring.texts(&n.items, Some(&n.name)));
-    let texts = texts.chain(scoring.shared_texts());
-    let table = VectorTable::build(embedder, texts)?;
-    let neighbours = ListSums::new(&lists, scoring, &table)?;
 
+    let mut stored = Stored::new(reuse, &lists, scoring);
+    // The texts of the lists to score here, then (second call, usually empty) those of the
+    // lists to sum and of the flagged items.
+    let missing = stored.scores.iter().zip(&lists).filter(|(s, _)| s.is_none());
+    let texts: Vec<String> =
+        missing.flat_map(|(_, (_, n))| scoring.texts(&n.items, Some(&n.name))).collect();
+    let mut table = VectorTable::default();
+    if !texts.is_empty() {
+        table.add(embedder, texts.into_iter().chain(scoring.shared_texts()))?;
+    }
+    let analyses = stored.analyses(&lists, scoring, &table)?;
+
+    let outliers_total = analyses.iter().map(|a| a.outliers.len()).sum();
     let mut report = LintReport {
         method: scoring.method,
         threshold: scoring.threshold,
         lists_checked: lists.len(),
         items_checked: lists.iter().map(|(_, n)| n.items.len()).sum(),
-        outliers_total: 0,
+        outliers_total,
         lists: Vec::new(),
         embedded_texts: table.texts_embedded,
         cache_hits: table.cache_hits,
     };
-    let background = neighbours.background.clone();
-    for (index, (path, node)) in lists.iter().enumerate() {
-        let analysis =
-            scoring.analyze_with(&node.items, Some(&node.name), &table, background.as_deref())?;
+    if outliers_total == 0 {
+        return Ok(report);
+    }
+    stored.load_sums();
+    let flagged = analyses
+        .iter()
+        .zip(&lists)
+        .flat_map(|(a, (_, n))| a.outliers.iter().map(|&i| n.items[i].clone()).collect::<Vec<_>>());
+    let mut texts = scoring.sum_texts(flagged);
+    let unsummed = stored.sums.iter().zip(&lists).filter(|(s, _)| s.is_none());
+    texts.extend(unsummed.flat_map(|(_, (_, n))| scoring.sum_texts(n.items.iter().cloned())));
+    table.add(embedder, texts.into_iter().chain(scoring.shared_texts()))?;
+    report.embedded_texts = table.texts_embedded;
+    report.cache_hits = table.cache_hits;
+    let neighbours = ListSums::new(&lists, scoring, &table, &mut stored)?;
+    for (index, ((path, node), analysis)) in lists.iter().zip(&analyses).enumerate() {
         if analysis.outliers.is_empty() {
             continue;
         }
-        report.outliers_total += analysis.outliers.len();
         let outliers = analysis
             .outliers
             .iter()
@@ -119,6 +153,89 @@ pub fn lint_tree(
     Ok(report)
 }
 
+/// The per-list results of a lint found in the reuse store (`None` where not found, and
+/// everywhere without a store), with the keys to store the computed ones under.
+struct Stored<'s> {
+    store: Option<&'s ReuseStore>,
+    score_keys: Vec<Option<Key>>,
+    scores: Vec<Option<Scored>>,
+    sum_keys: Vec<Option<Key>>,
+    sums: Vec<Option<Vec<f64>>>,
+}
+
+/// Everything a list's vector sum depends on besides the model.
+#[derive(serde::Serialize)]
+struct SumInputs<'a> {
+    method: OutlierMethod,
+    items: &'a [String],
+}
+
+impl<'s> Stored<'s> {
+    fn new(
+        store: Option<&'s ReuseStore>,
+        lists: &[(Vec<String>, &TaxonomyNode)],
+        scoring: &Scoring,
+    ) -> Self {
+        let score_keys: Vec<Option<Key>> = lists
+            .iter()
+            .map(|(_, n)| store.map(|s| scoring.reuse_key(s, &n.items, Some(&n.name))))
+            .collect();
+        let sum_keys: Vec<Option<Key>> = lists
+            .iter()
+            .map(|(_, n)| {
+                let inputs = SumInputs { method: scoring.method, items: &n.items };
+                store.map(|s| s.key(Kind::ListSum, &inputs))
+            })
+            .collect();
+        let get = |key: &Option<Key>| store.zip(key.as_ref()).and_then(|(s, k)| s.get(k));
+        let scores = score_keys.iter().map(get).collect();
+        Self { store, score_keys, scores, sum_keys, sums: Vec::new() }
+    }
+
+    /// Every list's analysis at the threshold: stored scores, or computed from `table` (and
+    /// stored).
+    fn analyses(
+        &mut self,
+        lists: &[(Vec<String>, &TaxonomyNode)],
+        scoring: &Scoring,
+        table: &VectorTable,
+    ) -> anyhow::Result<Vec<OutlierAnalysis>> {
+        let background = match self.scores.iter().any(Option::is_none) {
+            true => scoring.background(table)?,
+            false => None,
+        };
+        let mut out = Vec::with_capacity(lists.len());
+        for (i, (_, node)) in lists.iter().enumerate() {
+            let scored = match self.scores[i].take() {
+                Some(scored) => scored,
+                None => {
+                    let (items, key) = (&node.items, Some(node.name.as_str()));
+                    let computed: Scored =
+                        scoring.analyze_with(items, key, table, background.as_deref())?.into();
+                    self.put(&self.score_keys[i], &computed);
+                    computed
+                }
+            };
+            out.push(scored.at(scoring.threshold));
+        }
+        Ok(out)
+    }
+
+    /// Looks up the lists' vector sums: only when something was flagged (a lint that flags
+    /// nothing never needs them, and a lookup that is never stored would count as a miss).
+    fn load_sums(&mut self) {
+        let store = self.store;
+        let get = |key: &Option<Key>| store.zip(key.as_ref()).and_then(|(s, k)| s.get(k));
+        self.sums = self.sum_keys.iter().map(get).collect();
+    }
+
+    fn put<T: serde::Serialize>(&self, key: &Option<Key>, value: &T) {
+        if let (Some(store), Some(key)) = (self.store, key) {
+            store.put(key, value);
+        }
+    }
+}
+
 /// Per list, the sum of its items' vectors in the space the method scores in (typicality:
 /// templated and centred on the background, as its scores see them; glosh: as written): an
 /// item's mean cosine to a list is its dot product with the sum over the count.
@@ -130,27 +247,36 @@ struct ListSums<'t> {
 }
 
 impl<'t> ListSums<'t> {
+    /// The sums of `lists`: stored ones from `stored` (already looked up), the others
+    /// computed from `table` (and stored).
     fn new(
         lists: &[(Vec<String>, &TaxonomyNode)],
         scoring: &Scoring,
         table: &'t VectorTable,
+        stored: &mut Stored,
     ) -> anyhow::Result<Self> {
         let background = scoring.background(table)?;
         let mut me = Self { table, background, paths: Vec::new(), sums: Vec::new() };
         let mut v = Vec::new();
-        for (path, node) in lists {
-            let mut sum: Vec<f64> = Vec::new();
-            for item in &node.items {
-                me.vector_into(item, &mut v)?;
-                sum.resize(v.len(), 0.0);
-                sum.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
-            }
+        for (i, (path, node)) in lists.iter().enumerate() {
+            let sum = match stored.sums.get_mut(i).and_then(Option::take) {
+                Some(sum) => sum,
+                None => {
+                    let mut sum: Vec<f64> = Vec::new();
+                    for item in &node.items {
+                        me.vector_into(item, &mut v)?;
+                        sum.resize(v.len(), 0.0);
+                        sum.iter_mut().zip(&v).for_each(|(s, x)| *s += x);
+                    }
+                    stored.put(&stored.sum_keys[i], &sum);
+                    sum
+                }
+            };
             me.sums.push((sum, node.items.len()));
             me.paths.push(path.clone());
         }
         Ok(me)
     }
-
     /// An item's vector in the scoring space.
     fn vector(&self, item: &str) -> anyhow::Result<Vec<f64>> {
         let mut v = Vec::new();

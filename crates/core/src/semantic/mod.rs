@@ -9,6 +9,7 @@ pub mod naming;
 pub mod outliers;
 pub mod pairwise;
 pub mod reduce;
+pub mod reuse;
 pub mod stage;
 pub mod tie_order;
 pub mod typicality;

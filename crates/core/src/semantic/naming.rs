@@ -15,7 +15,7 @@ use crate::wordnet::{Synset, WordNet};
 use std::collections::{HashMap, HashSet};
 
 /// Where a group's name came from (reported in the stats timeline).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NameSource {
     Lca,

@@ -11,6 +11,7 @@
 
 use super::embedder::Embedder;
 use super::hdbscan::{hdbscan, HdbscanParams};
+use super::reuse::{Key, Kind, ReuseStore};
 use super::typicality::{self, Relation};
 use super::vectors::VectorTable;
 use crate::params::{ClusterMethod, OutlierMethod};
@@ -30,6 +31,46 @@ pub struct OutlierAnalysis {
     /// `typicality`).
     pub n_clusters: usize,
     pub noise_ratio: f64,
+}
+
+/// A list's outlier scores without a threshold: what the reuse store keeps (the flags of any
+/// threshold follow from it, so jobs that differ only in `semantic_threshold` share it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scored {
+    pub scores: Vec<f64>,
+    pub n_clusters: usize,
+    pub noise_ratio: f64,
+}
+
+impl Scored {
+    /// The analysis at `threshold`: items with score > threshold are outliers (as
+    /// [`Scoring::analyze_with`] flags them).
+    pub fn at(self, threshold: f64) -> OutlierAnalysis {
+        let outliers = (0..self.scores.len()).filter(|&i| self.scores[i] > threshold).collect();
+        OutlierAnalysis {
+            scores: self.scores,
+            outliers,
+            n_clusters: self.n_clusters,
+            noise_ratio: self.noise_ratio,
+        }
+    }
+}
+
+impl From<OutlierAnalysis> for Scored {
+    fn from(a: OutlierAnalysis) -> Self {
+        Scored { scores: a.scores, n_clusters: a.n_clusters, noise_ratio: a.noise_ratio }
+    }
+}
+
+/// Everything a list's scores depend on besides the model (which the store adds): the reuse
+/// key's inputs.
+#[derive(serde::Serialize)]
+struct ScoreInputs<'a> {
+    method: OutlierMethod,
+    items: &'a [String],
+    key: Option<&'a str>,
+    /// WordNet's size when typicality consults it (another WordNet, other relations).
+    wordnet: Option<usize>,
 }
 
 /// How one list is scored: the method, the threshold, and what the list is known by.
@@ -57,6 +98,27 @@ impl<'a> Scoring<'a> {
                 let mut out: Vec<String> = items.iter().map(|i| typicality::item_text(i)).collect();
                 out.extend(category.map(|c| typicality::item_text(&c)));
                 out
+            }
+        }
+    }
+
+    /// The reuse-store key of the scores of `items` under `key` (the threshold is not part
+    /// of it: see [`Scored`]).
+    pub fn reuse_key(&self, store: &ReuseStore, items: &[String], key: Option<&str>) -> Key {
+        let wordnet = match self.method {
+            OutlierMethod::Typicality => self.wordnet.map(WordNet::len),
+            OutlierMethod::Glosh => None,
+        };
+        store.key(Kind::Outliers, &ScoreInputs { method: self.method, items, key, wordnet })
+    }
+
+    /// The texts whose vectors place `items` in the space the scores live in (the lint's
+    /// list sums and "fits better in"): typicality's templated texts, glosh's items.
+    pub fn sum_texts(&self, items: impl IntoIterator<Item = String>) -> Vec<String> {
+        match self.method {
+            OutlierMethod::Glosh => items.into_iter().collect(),
+            OutlierMethod::Typicality => {
+                items.into_iter().map(|i| typicality::item_text(&i)).collect()
             }
         }
     }

@@ -8,7 +8,8 @@ use serde_json::json;
 
 use super::arrange::{arrange_items, ArrangeParams, Arrangement};
 use super::embedder::Embedder;
-use super::outliers::{Scoring, MIN_ITEMS};
+use super::outliers::{Scored, Scoring, MIN_ITEMS};
+use super::reuse::ReuseStore;
 use super::typicality;
 use super::vectors::VectorTable;
 use crate::params::Config;
@@ -26,6 +27,12 @@ pub fn typicality_texts(texts: &[String], keys: &[String]) -> Vec<String> {
     out
 }
 
+/// How many lists a job with a reuse store embeds on demand, one list at a time, before it
+/// embeds the rest of the tree's texts in one batch: a job whose lists are (nearly) all in the
+/// store makes a few small calls or none, a job that computes many makes one big call as
+/// without a store.
+pub const ON_DEMAND_LISTS: usize = 8;
+
 /// Embeddings and WordNet for the semantic steps of one job.
 pub struct SemanticStage<'a> {
     embedder: &'a dyn Embedder,
@@ -33,16 +40,52 @@ pub struct SemanticStage<'a> {
     table: VectorTable,
     /// Typicality's background mean, computed at the first cleaning (the texts never change).
     background: Option<Vec<f64>>,
+    /// Results of earlier jobs, reused instead of computed.
+    reuse: Option<&'a ReuseStore>,
+    /// With a reuse store: the tree's texts from [`Self::prefetch`], not embedded yet.
+    pending: Vec<String>,
+    /// Lists computed (not found in the store) so far.
+    computed: usize,
 }
 
 impl<'a> SemanticStage<'a> {
     pub fn new(embedder: &'a dyn Embedder, wordnet: Option<&'a WordNet>) -> Self {
-        Self { embedder, wordnet, table: VectorTable::default(), background: None }
+        Self {
+            embedder,
+            wordnet,
+            table: VectorTable::default(),
+            background: None,
+            reuse: None,
+            pending: Vec::new(),
+            computed: 0,
+        }
+    }
+
+    /// Looks up each list's scores and arrangement in `store` first (and stores what it
+    /// computes); the tree's texts are then embedded only when needed.
+    pub fn with_reuse(mut self, store: Option<&'a ReuseStore>) -> Self {
+        self.reuse = store;
+        self
     }
 
     /// Embeds every text the walk can meet in one batch (the server call of the job), so the
-    /// per-list steps only read the table. Logs an `embedding` event.
+    /// per-list steps only read the table. Logs an `embedding` event. With a reuse store the
+    /// texts wait until a list has to be computed (see [`ON_DEMAND_LISTS`]).
     pub fn prefetch(
+        &mut self,
+        texts: impl IntoIterator<Item = String>,
+        timeline: &mut Timeline,
+    ) -> Result<()> {
+        match self.reuse {
+            Some(_) => {
+                self.pending = texts.into_iter().collect();
+                Ok(())
+            }
+            None => self.embed_batch(texts, timeline),
+        }
+    }
+
+    fn embed_batch(
         &mut self,
         texts: impl IntoIterator<Item = String>,
         timeline: &mut Timeline,
@@ -65,6 +108,17 @@ impl<'a> SemanticStage<'a> {
         Ok(())
     }
 
+    /// Makes sure `texts` (one list's) are in the table before a list is computed: past
+    /// [`ON_DEMAND_LISTS`] computed lists, the pending tree texts go in one batch first.
+    fn need(&mut self, texts: Vec<String>, timeline: &mut Timeline) -> Result<()> {
+        self.computed += 1;
+        if self.computed > ON_DEMAND_LISTS && !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.embed_batch(pending, timeline)?;
+        }
+        self.table.add(self.embedder, texts)
+    }
+
     /// `semantic_clean` of one list (under key `context`): drops the items whose outlier score
     /// (`cfg.outlier_method`) exceeds
     /// `cfg.semantic_threshold` (lists of 3+ items). Logs a `cleaning` event.
@@ -85,13 +139,20 @@ impl<'a> SemanticStage<'a> {
             threshold: cfg.semantic_threshold,
             wordnet: self.wordnet,
         };
-        self.table.add(self.embedder, scoring.texts(&items, Some(context)))?;
-        if self.background.is_none() {
-            self.table.add(self.embedder, scoring.shared_texts())?;
-            self.background = scoring.background(&self.table)?;
-        }
-        let analysis =
-            scoring.analyze_with(&items, Some(context), &self.table, self.background.as_deref())?;
+        let key = self.reuse.map(|store| (store, scoring.reuse_key(store, &items, Some(context))));
+        let stored = key.as_ref().and_then(|(store, key)| store.get::<Scored>(key));
+        let reused = stored.is_some();
+        let scored = match stored {
+            Some(scored) => scored,
+            None => {
+                let scored = self.score(&scoring, context, &items, timeline)?;
+                if let Some((store, key)) = &key {
+                    store.put(key, &scored);
+                }
+                scored
+            }
+        };
+        let analysis = scored.at(cfg.semantic_threshold);
         let (texts, hits, _) = self.delta(before);
         let removed: Vec<&String> = analysis.outliers.iter().map(|&i| &items[i]).collect();
         timeline.log(
@@ -108,6 +169,7 @@ impl<'a> SemanticStage<'a> {
                 "duration_s": start.elapsed().as_secs_f64(),
                 "embedded_texts": texts,
                 "cache_hits": hits,
+                "reused": reused,
             }),
         );
         let flagged: std::collections::HashSet<usize> = analysis.outliers.into_iter().collect();
@@ -117,6 +179,24 @@ impl<'a> SemanticStage<'a> {
             .filter(|(i, _)| !flagged.contains(i))
             .map(|(_, t)| t)
             .collect())
+    }
+
+    /// Computes the scores of one list (embedding what it needs).
+    fn score(
+        &mut self,
+        scoring: &Scoring,
+        context: &str,
+        items: &[String],
+        timeline: &mut Timeline,
+    ) -> Result<Scored> {
+        self.need(scoring.texts(items, Some(context)), timeline)?;
+        if self.background.is_none() {
+            self.table.add(self.embedder, scoring.shared_texts())?;
+            self.background = scoring.background(&self.table)?;
+        }
+        let analysis =
+            scoring.analyze_with(items, Some(context), &self.table, self.background.as_deref())?;
+        Ok(analysis.into())
     }
 
     /// `semantic_arrange` of one list (named `context`): the arrangement when at least two
@@ -134,9 +214,25 @@ impl<'a> SemanticStage<'a> {
         }
         let start = Instant::now();
         let before = self.counters();
-        let texts: Vec<String> = items.iter().map(|i| super::arrange::arrange_text(i)).collect();
-        self.table.add(self.embedder, texts)?;
-        let arrangement = arrange_items(items, &self.table, self.wordnet, Some(context), &params)?;
+        let key = self.reuse.map(|store| {
+            (store, super::arrange::reuse_key(store, items, self.wordnet, Some(context), &params))
+        });
+        let stored = key.as_ref().and_then(|(store, key)| store.get::<Arrangement>(key));
+        let reused = stored.is_some();
+        let arrangement = match stored {
+            Some(arrangement) => arrangement,
+            None => {
+                let texts: Vec<String> =
+                    items.iter().map(|i| super::arrange::arrange_text(i)).collect();
+                self.need(texts, timeline)?;
+                let arrangement =
+                    arrange_items(items, &self.table, self.wordnet, Some(context), &params)?;
+                if let Some((store, key)) = &key {
+                    store.put(key, &arrangement);
+                }
+                arrangement
+            }
+        };
         let (texts, hits, _) = self.delta(before);
         let s = &arrangement.stats;
         let useful = arrangement.is_useful();
@@ -165,6 +261,7 @@ impl<'a> SemanticStage<'a> {
                 "duration_s": start.elapsed().as_secs_f64(),
                 "embedded_texts": texts,
                 "cache_hits": hits,
+                "reused": reused,
             }),
         );
         Ok(useful.then_some(arrangement))
