@@ -17,7 +17,7 @@ use serde_norway::{Mapping, Value};
 
 use crate::job::JobSpec;
 use crate::slurm_options::SlurmOptions;
-use wildcards_core::params::{self, Dataset, Format, Params};
+use wildcards_core::params::{self, Dataset, ExportFormat, Format, Params};
 
 /// A manifest that parsed and validated, with its jobs expanded.
 #[derive(Debug, Clone)]
@@ -110,13 +110,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, Box<ManifestError>> {
     let v = Validator { path, text };
     v.check(&raw)?;
     let config = raw.config.clone().unwrap_or_default();
+    let mut default_params = config.default_params.unwrap_or_default();
+    // `config.export: txt` is `export: txt` for every job (a job's own params still win).
+    default_params.export = default_params.export.or(config.export);
     let config = BatchConfig {
         output_dir: base.join(config.output_dir.unwrap_or_else(|| default_output_dir(path))),
         dataset: config.dataset.unwrap_or(Dataset::Tencent),
         analyze: config.analyze.unwrap_or(false),
         save_stats: config.save_stats.unwrap_or(true),
         html: config.html.unwrap_or(true),
-        default_params: config.default_params.unwrap_or_default(),
+        default_params,
         baseline: config.baseline,
         data_dir: config.data_dir.map(|d| base.join(d)),
         slurm: config.slurm.unwrap_or_default(),
@@ -158,6 +161,8 @@ struct RawConfig {
     baseline: Option<String>,
     data_dir: Option<PathBuf>,
     slurm: Option<SlurmOptions>,
+    /// Wildcard files beside every job's output (`txt`): the `export` parameter for all jobs.
+    export: Option<ExportFormat>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1031,6 +1036,18 @@ matrix:
         assert!(!off.config.html && !off.jobs[0].wants_viewer());
         let jsonl = parse_ok("jobs:\n  - {name: a, params: {format: jsonl}}\n");
         assert!(jsonl.jobs[0].html && !jsonl.jobs[0].wants_viewer(), "no viewer for JSONL");
+    }
+
+    #[test]
+    fn config_export_applies_to_every_job_unless_a_job_says_otherwise() {
+        let m = parse_ok(
+            "config: {export: txt}\njobs:\n  - {name: a}\n  - {name: b, params: {export: txt}}\n",
+        );
+        assert!(m.jobs.iter().all(|j| j.params.export == Some(ExportFormat::Txt)));
+        let none = parse_ok("jobs:\n  - {name: a}\n");
+        assert_eq!(none.jobs[0].params.export, None);
+        let e = parse_err("config: {export: zip}\njobs:\n  - {name: a}\n");
+        assert!(e.to_string().contains("export"), "{e}");
     }
 
     #[test]
