@@ -90,6 +90,16 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
     false
 }
 
+/// Asserts the private server `pid` ends within 30 s of `what` ending (killing it if not,
+/// so a failing test leaves nothing behind).
+fn assert_server_ends(pid: u32, what: &str) {
+    let ended = wait_gone(pid, Duration::from_secs(30));
+    if !ended {
+        let _ = embed_api::process::signal(pid, embed_api::process::Signal::SIGKILL);
+    }
+    assert!(ended, "embed-server {pid} outlived the {what}");
+}
+
 #[test]
 fn a_private_server_ends_when_its_command_is_killed() {
     let dir = tempfile::tempdir().expect("temp");
@@ -97,11 +107,7 @@ fn a_private_server_ends_when_its_command_is_killed() {
     assert!(!gone(server), "the private server runs");
     child.kill().expect("SIGKILL wildcards-gen");
     let _ = child.wait();
-    let ended = wait_gone(server, Duration::from_secs(30));
-    if !ended {
-        let _ = embed_api::process::signal(server, embed_api::process::Signal::SIGKILL);
-    }
-    assert!(ended, "embed-server {server} outlived the killed command");
+    assert_server_ends(server, "killed command");
     let log = dir.path().join("cache/wildcards-gen/private-embed-server.log");
     assert!(log.is_file(), "the private server logs under the cache dir");
 }
@@ -113,11 +119,7 @@ fn ctrl_c_stops_a_command_with_130_and_its_private_server() {
     embed_api::process::signal(child.id(), embed_api::process::Signal::SIGINT).expect("SIGINT");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
-    let ended = wait_gone(server, Duration::from_secs(30));
-    if !ended {
-        let _ = embed_api::process::signal(server, embed_api::process::Signal::SIGKILL);
-    }
-    assert!(ended, "embed-server {server} outlived the interrupted command");
+    assert_server_ends(server, "interrupted command");
     assert!(!dir.path().join("out.yaml").exists(), "nothing half-written");
 }
 
@@ -137,11 +139,7 @@ fn a_private_server_ends_when_the_batch_client_is_killed() {
     let (mut child, server) = with_private_server(dir.path(), "batch-client", &args);
     child.kill().expect("SIGKILL batch-client");
     let _ = child.wait();
-    let ended = wait_gone(server, Duration::from_secs(30));
-    if !ended {
-        let _ = embed_api::process::signal(server, embed_api::process::Signal::SIGKILL);
-    }
-    assert!(ended, "embed-server {server} outlived the killed batch-client");
+    assert_server_ends(server, "killed batch-client");
 }
 
 /// Ctrl-C during `dataset --semantic-clean` stops it with 130, its private server with it,
@@ -155,10 +153,6 @@ fn ctrl_c_stops_a_semantic_dataset_run_with_130() {
     embed_api::process::signal(child.id(), embed_api::process::Signal::SIGINT).expect("SIGINT");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
-    let ended = wait_gone(server, Duration::from_secs(30));
-    if !ended {
-        let _ = embed_api::process::signal(server, embed_api::process::Signal::SIGKILL);
-    }
-    assert!(ended, "embed-server {server} outlived the interrupted command");
+    assert_server_ends(server, "interrupted command");
     assert!(!out.exists(), "nothing half-written");
 }
