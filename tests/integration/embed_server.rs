@@ -40,7 +40,7 @@ fn reference() -> Reference {
 
 /// First names of the Tencent categories (4th column, first comma-separated name), distinct,
 /// in file order.
-fn tencent_names(n: usize) -> Vec<String> {
+pub fn tencent_names(n: usize) -> Vec<String> {
     let path = test_data_dir().join("tencent/dictionary_and_semantic_hierarchy.txt");
     let text = std::fs::read_to_string(&path).expect("Tencent hierarchy is readable");
     let mut seen = std::collections::HashSet::new();

@@ -7,24 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::batch_support::{wait_for_line, wait_until_embedding, wait_with_limit, Batch};
+use crate::embed_server::tencent_names;
 use embed_api::{ClientOptions, EmbedPool};
-use test_support::{test_data_dir, EmbedServer};
+use test_support::EmbedServer;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// The first `n` distinct Tencent category names.
-fn tencent_names(n: usize) -> Vec<String> {
-    let path = test_data_dir().join("tencent/dictionary_and_semantic_hierarchy.txt");
-    let text = std::fs::read_to_string(&path).expect("Tencent hierarchy is readable");
-    let mut seen = std::collections::HashSet::new();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| line.split('\t').nth(3))
-        .map(|names| names.split(',').next().unwrap_or("").trim().to_string())
-        .filter(|name| seen.insert(name.clone()))
-        .take(n)
-        .collect()
-}
 
 /// The number of Embed requests a server has answered (0 when it does not answer).
 fn requests(server: &EmbedServer) -> u64 {
