@@ -13,10 +13,18 @@ use wildcards_core::compare::{self, Comparison};
 
 /// A parameter's effective value as table text (scalars plain, lists joined by `+`).
 pub fn param_value(job: &JobSpec, name: &str) -> String {
+    value_in(job, &config_json(job), name)
+}
+
+/// A job's resolved configuration as JSON, to look its parameters up by name.
+fn config_json(job: &JobSpec) -> serde_json::Value {
+    serde_json::to_value(job.config()).unwrap_or_default()
+}
+
+fn value_in(job: &JobSpec, config: &serde_json::Value, name: &str) -> String {
     if name == "dataset" {
         return job.dataset.to_string();
     }
-    let config = serde_json::to_value(job.config()).unwrap_or_default();
     json_text(config.get(name).unwrap_or(&serde_json::Value::Null))
 }
 
@@ -90,11 +98,21 @@ pub struct JobRecord {
     /// The first job (in batch order) whose output is byte-identical to this one's, when
     /// there is one; see [`mark_same_outputs`].
     pub same_as: Option<String>,
+    /// The job's resolved configuration as JSON, made once: the report looks parameters up
+    /// for every chart point, and resolving a job's configuration each time made the report
+    /// of a 100-job grid take seconds.
+    config: serde_json::Value,
 }
 
 impl JobRecord {
     pub fn new(spec: JobSpec, outcome: JobOutcome) -> Self {
-        Self { spec, outcome, vs_baseline: None, same_as: None }
+        let config = config_json(&spec);
+        Self { spec, outcome, vs_baseline: None, same_as: None, config }
+    }
+
+    /// A parameter's effective value as table text (see [`param_value`]).
+    pub fn param(&self, name: &str) -> String {
+        value_in(&self.spec, &self.config, name)
     }
 }
 
@@ -257,7 +275,7 @@ pub fn summary_csv(records: &[JobRecord], baseline: Option<&str>) -> Result<Stri
     w.write_record(&header)?;
     for r in records {
         let mut row = vec![r.spec.name.clone()];
-        row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
+        row.extend(varying.iter().map(|p| r.param(p)));
         row.extend(metric_cells(r));
         if baseline.is_some() {
             row.extend(baseline_cells(r));
@@ -376,7 +394,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
     md.push_str(&md_row(&header.iter().map(|_| "---".to_string()).collect::<Vec<_>>()));
     for r in records {
         let mut row = vec![r.spec.name.clone()];
-        row.extend(varying.iter().map(|p| param_value(&r.spec, p)));
+        row.extend(varying.iter().map(|p| r.param(p)));
         let c = metric_cells(r);
         // c: status, error, duration, bytes, categories, leaf_lists, items, depth, branching,
         // leaf size, outliers, outlier rate, embed_texts, cache hits, reuse hits, misses

@@ -23,7 +23,7 @@ use wildcards_core::output::write_atomic;
 
 use crate::job::{JobSpec, JobStatus, Origin};
 use crate::manifest::varying_params;
-use crate::report::{param_value, same_output_groups, JobRecord, RunInfo};
+use crate::report::{same_output_groups, JobRecord, RunInfo};
 use charts::{Cell, Drawn, LinePoint, MarkKind};
 
 /// A number the report draws, per job.
@@ -231,7 +231,7 @@ fn charted(r: &JobRecord) -> bool {
 pub fn axis_values<'a>(records: impl Iterator<Item = &'a JobRecord>, param: &str) -> Vec<String> {
     let mut values: Vec<String> = Vec::new();
     for r in records {
-        let v = shown_value(&r.spec, param);
+        let v = shown_value(r, param);
         if !values.contains(&v) {
             values.push(v);
         }
@@ -251,8 +251,8 @@ fn sort_values(values: &mut [String]) {
 }
 
 /// A parameter value as the charts label it (`-` when the job does not set it).
-fn shown_value(spec: &JobSpec, param: &str) -> String {
-    let v = param_value(spec, param);
+fn shown_value(record: &JobRecord, param: &str) -> String {
+    let v = record.param(param);
     if v.is_empty() {
         "-".into()
     } else {
@@ -288,8 +288,7 @@ fn param_section(
     let others: Vec<String> = varying.iter().filter(|p| *p != param).cloned().collect();
     let shown: Vec<&JobRecord> = records.iter().filter(|r| charted(r)).collect();
     let xs = axis_values(shown.iter().copied(), param);
-    let key =
-        |r: &JobRecord| -> Vec<String> { others.iter().map(|o| shown_value(&r.spec, o)).collect() };
+    let key = |r: &JobRecord| -> Vec<String> { others.iter().map(|o| shown_value(r, o)).collect() };
     let mut series: Vec<Vec<String>> = Vec::new();
     for r in &shown {
         if !series.contains(&key(r)) {
@@ -302,7 +301,7 @@ fn param_section(
         let points: Vec<LinePoint> = shown
             .iter()
             .filter_map(|r| {
-                let x = xs.iter().position(|v| *v == shown_value(&r.spec, param))?;
+                let x = xs.iter().position(|v| *v == shown_value(r, param))?;
                 let s = series.iter().position(|k| *k == key(r))?;
                 line_point(r, m, x, s)
             })
@@ -384,8 +383,8 @@ fn heatmap_sections(
             let cells: Vec<Cell> = jobs
                 .iter()
                 .filter_map(|r| {
-                    let col = cols.iter().position(|v| *v == shown_value(&r.spec, col_axis))?;
-                    let row = rows.iter().position(|v| *v == shown_value(&r.spec, row_axis))?;
+                    let col = cols.iter().position(|v| *v == shown_value(r, col_axis))?;
+                    let row = rows.iter().position(|v| *v == shown_value(r, row_axis))?;
                     Some(heat_cell(r, m, col, row))
                 })
                 .collect();
@@ -451,7 +450,7 @@ fn results_table(
             let mut cells: Vec<(String, Option<f64>)> = varying
                 .iter()
                 .map(|p| {
-                    let v = param_value(&r.spec, p);
+                    let v = r.param(p);
                     let n = v.parse::<f64>().ok();
                     (v, n)
                 })
