@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wildcards_core::datasets::download;
-use wildcards_core::generate::{GenerateContext, Stage};
+use wildcards_core::generate::{GenerateContext, SourceCache, Stage};
 use wildcards_core::run::{run_job, JobRequest, JobResult};
 use wildcards_core::semantic::embedder::Embedder;
 use wildcards_core::semantic::reuse::ReuseStore;
@@ -41,7 +41,8 @@ pub fn run(opts: WorkerOptions) -> ExitCode {
     install_panic_hook();
     let send = emit;
     send(&Event::Ready { pid: std::process::id() });
-    let mut env = WorkerEnv { opts, wordnet: None, embedder: None };
+    let mut env =
+        WorkerEnv { opts, wordnet: None, embedder: None, sources: SourceCache::default() };
     let mut input = std::io::stdin().lock();
     loop {
         let req = match protocol::receive::<Request>(&mut input) {
@@ -87,6 +88,8 @@ struct WorkerEnv {
     opts: WorkerOptions,
     wordnet: Option<Arc<WordNet>>,
     embedder: Option<Arc<dyn Embedder>>,
+    /// The dataset hierarchy of the last job, for the next ones (a grid's jobs share it).
+    sources: SourceCache,
 }
 
 impl WorkerEnv {
@@ -137,6 +140,7 @@ impl WorkerEnv {
         let mut ctx = GenerateContext::new(data_dir, wordnet);
         ctx.embedder = counting.as_ref().map(|c| c as &dyn Embedder);
         ctx.reuse = reuse.as_ref();
+        ctx.sources = Some(&self.sources);
         ctx.on_stage = Some(&stage_cb);
         ctx.fetcher = Some(&fetcher);
         let batch_section = |result: &JobResult| {
