@@ -30,9 +30,10 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 
 use crate::params::{Config, OutlierMethod, Params};
+use crate::semantic::arrange::{ArrangeParams, Arrangement};
 use crate::semantic::embedder::Embedder;
 use crate::semantic::reuse::ReuseStore;
-use crate::semantic::stage::SemanticStage;
+use crate::semantic::stage::{DeferredList, SemanticStage};
 use crate::stats::{EventKind, Timeline};
 use crate::taxonomy::{NodeMeta, TaxonomyNode};
 
@@ -242,9 +243,11 @@ pub fn prune_with<'a>(
         limit: cfg.preview_limit,
         visited: 0,
         limit_logged: false,
+        deferred: Vec::new(),
     };
     let outcome = pruner.visit(tree, cfg, true)?;
     let mut root = outcome.category.unwrap_or_else(|| header(tree));
+    pruner.arrange_deferred(&mut root)?;
     if !outcome.loose.is_empty() {
         root.items.extend(outcome.loose);
     }
@@ -269,6 +272,9 @@ pub struct Pruner<'a> {
     limit: Option<usize>,
     visited: usize,
     limit_logged: bool,
+    /// Lists whose arrangement waits until the walk is over (their categories are marked
+    /// with the list's index in `metadata.pending_arrangement`).
+    deferred: Vec<DeferredList>,
 }
 
 impl Pruner<'_> {
@@ -384,11 +390,32 @@ impl Pruner<'_> {
         let Some(stage) = self.semantic.as_mut() else {
             return Err(semantic_unavailable("arrangement", "semantic_arrange", false));
         };
+        if stage.defers_arrangement() && items.len() >= ArrangeParams::from_config(cfg).min_items()
+        {
+            // Arranged after the walk (see `arrange_deferred`); the walk only needs to know a
+            // category is here.
+            category.metadata.pending_arrangement = Some(self.deferred.len());
+            let context = node.name.clone();
+            self.deferred.push(DeferredList { context, items: items.clone(), cfg: cfg.clone() });
+            category.items = items;
+            return Ok(category);
+        }
         match stage.arrange(&node.name, &items, cfg, self.timeline)? {
             Some(arrangement) => category.children = arrangement.to_nodes(),
             None => category.items = items,
         }
         Ok(category)
+    }
+
+    /// Arranges the lists the walk deferred and puts each arrangement in its category
+    /// (which keeps its flat list when no groups formed).
+    fn arrange_deferred(&mut self, root: &mut TaxonomyNode) -> Result<()> {
+        let (Some(stage), false) = (self.semantic.as_mut(), self.deferred.is_empty()) else {
+            return Ok(());
+        };
+        let arrangements = stage.arrange_deferred(&self.deferred, self.timeline)?;
+        fill_arrangements(root, &arrangements);
+        Ok(())
     }
 
     /// Children after skipping: a skipped child's children take its place (recursively).
@@ -460,6 +487,19 @@ pub(crate) fn semantic_unavailable(what: &str, param: &str, have_embedder: bool)
             "semantic {what} needs an embedding server: start `embed-server` and pass --server \
              (or set WILDCARDS_EMBED_SERVER), or set {param}: false"
         )
+    }
+}
+
+/// Replaces each category marked by a deferred arrangement with its groups.
+fn fill_arrangements(node: &mut TaxonomyNode, arrangements: &[Option<Arrangement>]) {
+    if let Some(index) = node.metadata.pending_arrangement.take() {
+        if let Some(arrangement) = &arrangements[index] {
+            node.children = arrangement.to_nodes();
+            node.items.clear();
+        }
+    }
+    for child in &mut node.children {
+        fill_arrangements(child, arrangements);
     }
 }
 

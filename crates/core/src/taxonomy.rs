@@ -33,6 +33,10 @@ pub struct NodeMeta {
     /// is ambiguous (ImageNet's strict naming: `crane` for `crane (wading bird)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plain_name: Option<String>,
+    /// Set during a pruning walk on a category whose arrangement is computed after the walk
+    /// (the index of its list); never set on a finished tree.
+    #[serde(skip)]
+    pub pending_arrangement: Option<usize>,
 }
 
 impl TaxonomyNode {

@@ -192,6 +192,7 @@ fn build_node(
             is_root: false,
             is_bin: false,
             plain_name: None,
+            pending_arrangement: None,
         },
     }
 }

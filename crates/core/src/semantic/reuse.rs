@@ -18,6 +18,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
@@ -87,6 +88,32 @@ struct KeyInput<'a, T: Serialize> {
     inputs: &'a T,
 }
 
+/// How long a claim holds without its owner storing the entry: past it, another worker
+/// computes the entry too (a worker that died on another host must not stall a grid; an
+/// arrangement of the longest list takes seconds).
+pub const CLAIM_TTL: Duration = Duration::from_secs(60);
+
+/// Who computes an entry that is not stored yet (see [`ReuseStore::claim`]).
+pub enum Claim {
+    /// This process: compute, [`ReuseStore::put`], then drop the guard (it removes the claim).
+    Mine(ClaimGuard),
+    /// Another live worker is computing it now: look it up again later.
+    Theirs,
+}
+
+/// A held claim; dropping it removes the claim file (also when the computation failed).
+pub struct ClaimGuard {
+    path: Option<PathBuf>,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counter {
     hits: AtomicU64,
@@ -152,21 +179,47 @@ impl ReuseStore {
     /// The stored value of `key`, counted as a hit; `None` (a miss) when there is none or it
     /// cannot be read whole.
     pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
-        let counter = &self.counters[key.kind.index()];
-        let found = std::fs::read(self.path(key))
+        let found = self.peek(key);
+        self.count(key, found.is_some());
+        found
+    }
+
+    /// [`Self::get`] without counting: for looking again while another worker computes.
+    pub fn peek<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
+        std::fs::read(self.path(key))
             .ok()
             .and_then(|bytes| serde_json::from_slice::<Entry<T>>(&bytes).ok())
-            .filter(|e| e.format == FORMAT && e.kind == key.kind && e.key == key.hex);
-        match found {
-            Some(entry) => {
-                counter.hits.fetch_add(1, Ordering::Relaxed);
-                Some(entry.value)
-            }
-            None => {
-                counter.misses.fetch_add(1, Ordering::Relaxed);
-                None
+            .filter(|e| e.format == FORMAT && e.kind == key.kind && e.key == key.hex)
+            .map(|e| e.value)
+    }
+
+    /// Counts a lookup of `key` as a hit (the value came from the store) or a miss (computed).
+    pub fn count(&self, key: &Key, hit: bool) {
+        let counter = &self.counters[key.kind.index()];
+        match hit {
+            true => counter.hits.fetch_add(1, Ordering::Relaxed),
+            false => counter.misses.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Claims the computation of `key`, so that concurrent workers (processes, Slurm tasks)
+    /// that need the same entry compute it once: a claim file beside the entry, created
+    /// exclusively, names its owner. A claim whose owner is gone (a dead process on this host)
+    /// or older than [`CLAIM_TTL`] is taken over. A store that cannot hold claims (read-only,
+    /// odd filesystem) answers `Mine`: everything is computed, as without claims.
+    pub fn claim(&self, key: &Key) -> Claim {
+        let path = self.path(key).with_extension("claim");
+        for _ in 0..2 {
+            match create_claim(&path) {
+                Ok(true) => return Claim::Mine(ClaimGuard { path: Some(path) }),
+                Ok(false) if claim_is_stale(&path) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Ok(false) => return Claim::Theirs,
+                Err(_) => break,
             }
         }
+        Claim::Mine(ClaimGuard { path: None })
     }
 
     /// Stores `value` under `key` (write a temporary file, then rename). Best effort: a
@@ -218,6 +271,44 @@ impl ReuseStore {
             arrangements,
             list_sums,
         }
+    }
+}
+
+/// This process's identity in a claim file: host name and process id.
+fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{} {}", host.trim(), std::process::id())
+}
+
+/// Creates the claim file; `Ok(false)` when it exists already.
+fn create_claim(path: &Path) -> std::io::Result<bool> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut file) => {
+            file.write_all(owner().as_bytes())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A claim nobody will finish: older than [`CLAIM_TTL`], or made on this host by a process
+/// that no longer runs. A claim removed meanwhile is stale too (look again).
+fn claim_is_stale(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else { return true };
+    let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+    if age > CLAIM_TTL {
+        return true;
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mine = owner();
+    let (host, _) = mine.rsplit_once(' ').unwrap_or_default();
+    match text.rsplit_once(' ') {
+        Some((h, pid)) if h == host => !Path::new("/proc").join(pid).exists(),
+        _ => false,
     }
 }
 
@@ -306,6 +397,32 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| n.ends_with(".json")), "{names:?}");
+    }
+
+    #[test]
+    fn a_claim_is_held_once_released_on_drop_and_taken_over_from_a_dead_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReuseStore::open(dir.path(), "m").unwrap();
+        let key = store.key(Kind::Arrangement, &"claimed");
+        let Claim::Mine(guard) = store.claim(&key) else { panic!("first claim is mine") };
+        assert!(matches!(store.claim(&key), Claim::Theirs), "second claim waits");
+        drop(guard);
+        let Claim::Mine(guard) = store.claim(&key) else { panic!("released claim is free") };
+        // The owner died (a pid that cannot run: above the kernel's pid_max).
+        let path = store.path(&key).with_extension("claim");
+        let host = owner().rsplit_once(' ').unwrap().0.to_string();
+        std::fs::write(&path, format!("{host} 999999999")).unwrap();
+        std::mem::forget(guard);
+        assert!(matches!(store.claim(&key), Claim::Mine(_)), "a dead owner's claim is taken");
+        // A live owner on another host holds until the claim is older than CLAIM_TTL.
+        std::fs::write(&path, "another-host 1").unwrap();
+        assert!(matches!(store.claim(&key), Claim::Theirs));
+        let old = std::time::SystemTime::now() - CLAIM_TTL - Duration::from_secs(1);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+        assert!(matches!(store.claim(&key), Claim::Mine(_)));
+        // Lookups that only peek are not counted.
+        assert_eq!(store.peek::<Value>(&key), None);
+        assert_eq!(store.stats().misses, 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The semantic steps of smart pruning: one embedding batch for the whole tree, then cleaning
 //! and arrangement of the flattened lists, each logged to the job's timeline.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -9,7 +10,7 @@ use serde_json::json;
 use super::arrange::{arrange_items, ArrangeParams, Arrangement};
 use super::embedder::Embedder;
 use super::outliers::{Scored, Scoring, MIN_ITEMS};
-use super::reuse::ReuseStore;
+use super::reuse::{Claim, Key, ReuseStore};
 use super::typicality;
 use super::vectors::VectorTable;
 use crate::params::Config;
@@ -214,57 +215,113 @@ impl<'a> SemanticStage<'a> {
         }
         let start = Instant::now();
         let before = self.counters();
-        let key = self.reuse.map(|store| {
-            (store, super::arrange::reuse_key(store, items, self.wordnet, Some(context), &params))
-        });
+        let key = self.reuse.map(|store| (store, self.arrange_key(store, context, items, &params)));
         let stored = key.as_ref().and_then(|(store, key)| store.get::<Arrangement>(key));
         let reused = stored.is_some();
         let arrangement = match stored {
             Some(arrangement) => arrangement,
             None => {
-                let texts: Vec<String> =
-                    items.iter().map(|i| super::arrange::arrange_text(i)).collect();
-                self.need(texts, timeline)?;
-                let arrangement =
-                    arrange_items(items, &self.table, self.wordnet, Some(context), &params)?;
+                let arrangement = self.compute_arrangement(context, items, &params, timeline)?;
                 if let Some((store, key)) = &key {
                     store.put(key, &arrangement);
                 }
                 arrangement
             }
         };
-        let (texts, hits, _) = self.delta(before);
-        let s = &arrangement.stats;
-        let useful = arrangement.is_useful();
-        timeline.log(
-            EventKind::Arrangement,
-            Some(context),
-            if useful {
-                format!(
-                    "{} items into {} groups, {} left over",
-                    s.items,
-                    s.groups,
-                    arrangement.leftovers.len()
-                )
-            } else {
-                format!("{} items: no groups formed, list kept flat", s.items)
-            },
-            json!({
-                "items": s.items,
-                "clusters": s.clusters_found,
-                "rejected": s.clusters_rejected,
-                "second_pass": s.second_pass_ran,
-                "groups": s.groups,
-                "noise_ratio": s.noise_ratio,
-                "names": s.names,
-                "applied": useful,
-                "duration_s": start.elapsed().as_secs_f64(),
-                "embedded_texts": texts,
-                "cache_hits": hits,
-                "reused": reused,
-            }),
-        );
-        Ok(useful.then_some(arrangement))
+        let work = Work { seconds: start.elapsed().as_secs_f64(), counters: self.delta(before) };
+        Ok(log_arrangement(context, arrangement, reused, work, timeline))
+    }
+
+    /// Whether arrangements may wait until the pruning walk is over ([`Self::arrange_deferred`]):
+    /// with a reuse store, so the jobs that run at once share the lists they have in common.
+    pub fn defers_arrangement(&self) -> bool {
+        self.reuse.is_some()
+    }
+
+    /// `semantic_arrange` of every list a pruning walk deferred, in the walk's order, results
+    /// as [`Self::arrange`] gives them. With the reuse store, each list is looked up, else
+    /// claimed ([`ReuseStore::claim`]) and computed; a list another worker is computing at
+    /// this moment is put back in the queue and looked up again after this worker's other
+    /// lists. Why: the jobs of a grid that run at the same time meet the same lists in the
+    /// same order, and without claims both computed each one (a quarter to a third of a
+    /// semantic grid's arrangements were such duplicates); now they split them.
+    pub fn arrange_deferred(
+        &mut self,
+        lists: &[DeferredList],
+        timeline: &mut Timeline,
+    ) -> Result<Vec<Option<Arrangement>>> {
+        let Some(store) = self.reuse else {
+            let each = lists.iter().map(|l| self.arrange(&l.context, &l.items, &l.cfg, timeline));
+            return each.collect();
+        };
+        let keys: Vec<Key> = lists
+            .iter()
+            .map(|l| {
+                let params = ArrangeParams::from_config(&l.cfg);
+                self.arrange_key(store, &l.context, &l.items, &params)
+            })
+            .collect();
+        let mut done: Vec<Option<(Arrangement, bool, Work)>> = vec![None; lists.len()];
+        let mut queue: VecDeque<usize> = (0..lists.len()).collect();
+        let mut turns_waiting = 0;
+        while let Some(i) = queue.pop_front() {
+            let start = Instant::now();
+            if let Some(stored) = store.peek::<Arrangement>(&keys[i]) {
+                done[i] = Some((stored, true, Work::since(start, (0, 0, 0))));
+                turns_waiting = 0;
+                continue;
+            }
+            match store.claim(&keys[i]) {
+                Claim::Mine(_claim) => {
+                    let before = self.counters();
+                    let list = &lists[i];
+                    let params = ArrangeParams::from_config(&list.cfg);
+                    let computed =
+                        self.compute_arrangement(&list.context, &list.items, &params, timeline)?;
+                    store.put(&keys[i], &computed);
+                    done[i] = Some((computed, false, Work::since(start, self.delta(before))));
+                    turns_waiting = 0;
+                }
+                Claim::Theirs => {
+                    queue.push_back(i);
+                    turns_waiting += 1;
+                    if turns_waiting >= queue.len() {
+                        // Every list left is being computed elsewhere: wait a little.
+                        std::thread::sleep(CLAIM_POLL);
+                        turns_waiting = 0;
+                    }
+                }
+            }
+        }
+        let results = done.into_iter().zip(lists).zip(&keys).map(|((d, list), key)| {
+            let (arrangement, reused, work) = d.expect("every deferred list was resolved");
+            store.count(key, reused);
+            log_arrangement(&list.context, arrangement, reused, work, timeline)
+        });
+        Ok(results.collect())
+    }
+
+    fn arrange_key(
+        &self,
+        store: &ReuseStore,
+        context: &str,
+        items: &[String],
+        params: &ArrangeParams,
+    ) -> Key {
+        super::arrange::reuse_key(store, items, self.wordnet, Some(context), params)
+    }
+
+    /// Embeds the list's texts (when not yet in the table) and arranges it.
+    fn compute_arrangement(
+        &mut self,
+        context: &str,
+        items: &[String],
+        params: &ArrangeParams,
+        timeline: &mut Timeline,
+    ) -> Result<Arrangement> {
+        let texts: Vec<String> = items.iter().map(|i| super::arrange::arrange_text(i)).collect();
+        self.need(texts, timeline)?;
+        arrange_items(items, &self.table, self.wordnet, Some(context), params)
     }
 
     fn counters(&self) -> (usize, usize, usize) {
@@ -275,6 +332,74 @@ impl<'a> SemanticStage<'a> {
         let now = self.counters();
         (now.0 - before.0, now.1 - before.1, now.2 - before.2)
     }
+}
+
+/// A list whose arrangement the pruning walk left for after the walk
+/// ([`SemanticStage::arrange_deferred`]).
+#[derive(Debug, Clone)]
+pub struct DeferredList {
+    pub context: String,
+    pub items: Vec<String>,
+    /// The configuration in force at the list (smart overrides may differ per subtree).
+    pub cfg: Config,
+}
+
+/// How long a worker waits before looking again for lists other workers are computing.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What one arrangement cost: wall time and the embedding counters' change.
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    seconds: f64,
+    counters: (usize, usize, usize),
+}
+
+impl Work {
+    fn since(start: Instant, counters: (usize, usize, usize)) -> Self {
+        Self { seconds: start.elapsed().as_secs_f64(), counters }
+    }
+}
+
+/// Logs the `arrangement` event of one list; the arrangement when it formed groups.
+fn log_arrangement(
+    context: &str,
+    arrangement: Arrangement,
+    reused: bool,
+    work: Work,
+    timeline: &mut Timeline,
+) -> Option<Arrangement> {
+    let (texts, hits, _) = work.counters;
+    let s = &arrangement.stats;
+    let useful = arrangement.is_useful();
+    timeline.log(
+        EventKind::Arrangement,
+        Some(context),
+        if useful {
+            format!(
+                "{} items into {} groups, {} left over",
+                s.items,
+                s.groups,
+                arrangement.leftovers.len()
+            )
+        } else {
+            format!("{} items: no groups formed, list kept flat", s.items)
+        },
+        json!({
+            "items": s.items,
+            "clusters": s.clusters_found,
+            "rejected": s.clusters_rejected,
+            "second_pass": s.second_pass_ran,
+            "groups": s.groups,
+            "noise_ratio": s.noise_ratio,
+            "names": s.names,
+            "applied": useful,
+            "duration_s": work.seconds,
+            "embedded_texts": texts,
+            "cache_hits": hits,
+            "reused": reused,
+        }),
+    );
+    useful.then_some(arrangement)
 }
 
 #[cfg(test)]
