@@ -202,7 +202,7 @@ impl GenerateArgs {
         }
         let lint = self.analyze;
         let session = match cfg.needs_embeddings() || lint {
-            true => Some(self.server.connect()?),
+            true => Some(self.server.connect(&cfg.semantic_model)?),
             false => None,
         };
         let embedder = session.as_ref().map(|s| s.embedder());
