@@ -305,3 +305,25 @@ fn lint_with_a_model_the_server_lacks_exits_2_listing_its_models_before_any_work
     assert!(tiny_entries >= 12, "tiny embedded the items ({tiny_entries})");
     assert_eq!(info(&server).models[0].cache_entries, 0, "minilm was not asked");
 }
+
+#[test]
+fn a_manifest_naming_a_model_the_server_lacks_exits_2_before_any_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = tiny_bert(&dir.path().join("tiny-bert"), false);
+    let server = two_model_server(&tiny, &dir.path().join("cache.sqlite"), false);
+    let b = crate::batch_support::Batch::new(
+        "config: {output_dir: out, analyze: true}
+matrix:
+  base_params: {smart: true, semantic_clean: true}
+  axes: {semantic_model: [tiny, nosuch]}
+",
+    );
+    let out = b.run(&["--workers", "2", "--server", &server.address()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for part in ["semantic_model \"nosuch\"", "minilm (sentence-transformers", "tiny (tiny-bert"] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+    assert_eq!(info(&server).requests, 0, "no job embedded anything");
+    assert!(!b.out().join("summary.csv").exists(), "no job ran");
+}

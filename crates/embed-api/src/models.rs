@@ -44,11 +44,17 @@ pub fn resolve(models: &[ModelInfo], requested: &str) -> Option<usize> {
 }
 
 /// The models for an error message: `minilm (sentence-transformers/all-MiniLM-L6-v2, dim
-/// 384), tiny (tiny, dim 32)`.
+/// 384), tiny (tiny, dim 32)`; a model not named `minilm` that answers to it says so.
 pub fn describe(models: &[ModelInfo]) -> String {
     models
         .iter()
-        .map(|m| format!("{} ({}, dim {})", m.name, m.model_id, m.dim))
+        .map(|m| {
+            let also = match m.name != "minilm" && m.aliases.iter().any(|a| a == "minilm") {
+                true => ", also minilm",
+                false => "",
+            };
+            format!("{} ({}, dim {}{also})", m.name, m.model_id, m.dim)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

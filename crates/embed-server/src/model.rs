@@ -185,13 +185,14 @@ impl ModelFiles {
     /// `sentence-transformers/all-MiniLM-L6-v2`. Needs network access to the hub.
     pub fn from_hub(model_id: &str) -> Result<Self> {
         let api = hf_hub::api::sync::Api::new()
-            .with_context(|| format!("cannot start the hub client for --model {model_id}"))?;
+            .with_context(|| format!("cannot start the hub client for hf:{model_id}"))?;
         let repo = api.model(model_id.to_string());
         let get = |name: &str| {
             repo.get(name).with_context(|| {
                 format!(
-                    "cannot fetch {name} of --model {model_id} from the hub (no network?); \
-                     use --model-dir with local files instead: {SETUP_HINT}"
+                    "cannot fetch {name} of hf:{model_id} from the hub (no network, or no such \
+                     model?); give a local folder instead: --model NAME=FOLDER with \
+                     config.json, tokenizer.json and model.safetensors"
                 )
             })
         };
