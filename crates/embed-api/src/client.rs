@@ -272,13 +272,12 @@ impl EmbedClient {
 
     /// `model` is one of the server's models; else [`ClientError::UnknownModel`] listing them.
     fn check_model(&self, info: &InfoResponse, model: &str) -> Result<()> {
-        let models = crate::models::served(info);
-        match crate::models::resolve(&models, model) {
+        match crate::models::find(info, model) {
             Some(_) => Ok(()),
             None => Err(ClientError::UnknownModel {
                 uri: self.uri.clone(),
                 requested: model.to_string(),
-                available: crate::models::describe(&models),
+                available: crate::models::describe(&info.models),
             }),
         }
     }
@@ -286,9 +285,7 @@ impl EmbedClient {
     /// The server's description of the model the requests use (the default when
     /// [`ClientOptions::model`] is `None`), from the last Info.
     pub fn model_info(&self) -> Option<crate::proto::ModelInfo> {
-        let models = crate::models::served(&self.cached_info());
-        let index = crate::models::resolve(&models, self.options.model.as_deref().unwrap_or(""))?;
-        models.into_iter().nth(index)
+        crate::models::find(&self.cached_info(), self.options.model.as_deref().unwrap_or(""))
     }
 
     /// Connects with [`ClientOptions::from_env`] for this address flag and token flag.

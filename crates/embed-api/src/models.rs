@@ -30,6 +30,17 @@ pub fn served(info: &InfoResponse) -> Vec<ModelInfo> {
     }]
 }
 
+/// The model `requested` names on the server `info` describes. A server that lists no
+/// models (older than several models, or a stand-in) is not checked: its one model, which
+/// then judges the name itself.
+pub fn find(info: &InfoResponse, requested: &str) -> Option<ModelInfo> {
+    let models = served(info);
+    if info.models.is_empty() {
+        return models.into_iter().next();
+    }
+    resolve(&models, requested).map(|i| models[i].clone())
+}
+
 /// The index of the model `requested` names among `models` (see the module doc).
 pub fn resolve(models: &[ModelInfo], requested: &str) -> Option<usize> {
     let wanted = requested.trim();
@@ -94,5 +105,10 @@ mod tests {
         assert_eq!(resolve(&models, "minilm"), Some(0));
         assert_eq!(resolve(&models, "sentence-transformers/all-MiniLM-L6-v2"), Some(0));
         assert_eq!(resolve(&models, "mpnet"), None);
+        // Not checked against such a server: it says itself whether it has the model.
+        assert_eq!(find(&info, "mpnet").map(|m| m.dim), Some(384));
+        let listed = InfoResponse { models: vec![model("tiny", &[])], ..info };
+        assert_eq!(find(&listed, "mpnet"), None);
+        assert_eq!(find(&listed, "TINY").map(|m| m.name), Some("tiny".into()));
     }
 }

@@ -629,15 +629,14 @@ fn check_job_models(args: &BatchArgs, addr: Option<&str>, jobs: &[JobSpec]) -> R
     let Ok(info) = embed_api::EmbedPool::connect(options, None).and_then(|p| p.info()) else {
         return Ok(());
     };
-    let models = embed_api::models::served(&info);
-    wanted.retain(|(model, _)| embed_api::models::resolve(&models, model).is_none());
+    wanted.retain(|(model, _)| embed_api::models::find(&info, model).is_none());
     let Some((model, first)) = wanted.first() else { return Ok(()) };
     Err(format!(
         "job {:?} (and {} more): semantic_model {model:?} is not a model of the embed-server at \
          {addr}, which serves {}; set semantic_model in the manifest to one of these names",
         first.name,
         wanted.len() - 1,
-        embed_api::models::describe(&models)
+        embed_api::models::describe(&info.models)
     ))
 }
 
