@@ -14,7 +14,6 @@ use crate::auth::ClientName;
 use crate::batcher::Work;
 use crate::cache::{EmbeddingCache, Vector};
 use crate::metrics::Metrics;
-use crate::model::MAX_SEQ_LEN;
 use crate::models::ServedModel;
 
 /// Per-request limits (`--max-texts`, `--max-text-bytes`) and the bound on texts admitted
@@ -82,7 +81,7 @@ impl EmbedService {
         }
     }
 
-    fn validate(&self, request: &EmbedRequest) -> Result<(), Status> {
+    fn validate(&self, request: &EmbedRequest, model: &ServedModel) -> Result<(), Status> {
         if request.texts.len() > self.limits.max_texts {
             return Err(Status::invalid_argument(format!(
                 "request has {} texts, the limit is {} (--max-texts); split it into smaller requests",
@@ -94,9 +93,10 @@ impl EmbedService {
             request.texts.iter().enumerate().find(|(_, t)| t.len() > self.limits.max_text_bytes)
         {
             return Err(Status::invalid_argument(format!(
-                "text {i} is {} bytes, the limit is {} (--max-text-bytes); the model reads only the first {MAX_SEQ_LEN} tokens anyway, so shorten it",
+                "text {i} is {} bytes, the limit is {} (--max-text-bytes); the model reads only the first {} tokens anyway, so shorten it",
                 text.len(),
-                self.limits.max_text_bytes
+                self.limits.max_text_bytes,
+                model.info.max_seq_length
             )));
         }
         Ok(())
@@ -226,7 +226,7 @@ impl EmbedService {
         let (_, extensions, request) = request.into_parts();
         self.requests.fetch_add(1, Ordering::Relaxed);
         let model = self.model(request.model.as_deref())?;
-        self.validate(&request)?;
+        self.validate(&request, model)?;
         let n = request.texts.len();
         let _admitted = self.queue.admit(n).map_err(|queued| {
             tracing::debug!(texts = n, queued, "request refused: the queue is full");
