@@ -276,7 +276,8 @@ fn an_unsupported_architecture_or_a_missing_field_fails_at_start_naming_folder_a
 }
 
 #[test]
-fn lint_with_a_model_the_server_lacks_exits_2_listing_its_models_before_any_work() {
+fn lint_arrange_and_dataset_with_a_model_the_server_lacks_exit_2_listing_its_models_before_any_work(
+) {
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny_bert(&dir.path().join("tiny-bert"), false);
     let server = two_model_server(&tiny, &dir.path().join("cache.sqlite"), false);
@@ -295,6 +296,29 @@ fn lint_with_a_model_the_server_lacks_exits_2_listing_its_models_before_any_work
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     for part in ["\"nosuch\"", "minilm (sentence-transformers/all-MiniLM-L6-v2, dim 384)", "tiny"] {
         assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+    assert_eq!(info(&server).requests, 0, "no Embed request was made");
+
+    // arrange and dataset check the name the same way, before any work.
+    let terms = dir.path().join("terms.txt");
+    std::fs::write(&terms, tencent_names(40).join("\n")).unwrap();
+    let written = dir.path().join("out.yaml");
+    let out_arg = written.to_str().unwrap();
+    let server_arg = ["--semantic-model", "nosuch", "--server", &server.address()];
+    let arrange = [&["arrange", terms.to_str().unwrap(), "-o", out_arg][..], &server_arg].concat();
+    let dataset =
+        [&["dataset", "tencent", "--smart", "--semantic-clean", "-o", out_arg][..], &server_arg]
+            .concat();
+    for args in [arrange, dataset] {
+        let out = Command::new(binary("wildcards-gen"))
+            .args(&args)
+            .env("WILDCARDS_DATA_DIR", test_support::test_data_dir())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", args[0]);
+        assert!(stderr.contains("no model \"nosuch\"") && stderr.contains("tiny"), "{stderr}");
+        assert!(!written.exists(), "{}: nothing written", args[0]);
     }
     assert_eq!(info(&server).requests, 0, "no Embed request was made");
 
