@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use batch_client::embedder::{Access, GrpcEmbedder};
 use candle_core::{Device, Tensor};
 use embed_api::proto::embedder_client::EmbedderClient;
 use embed_api::proto::{EmbedRequest, InfoRequest, InfoResponse};
 use embed_api::{ClientError, EmbedClient};
 use test_support::server::free_port;
 use test_support::{binary, model_dir, EmbedServer, EmbedServerOptions};
+use wildcards_core::semantic::embedder::Embedder;
 
 use crate::embed_server::tencent_names;
 
@@ -229,6 +231,14 @@ fn pooling_comes_from_the_folder_and_is_part_of_the_fingerprint() {
         let norm: f32 = c.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "unit vectors ({norm})");
     }
+
+    // The pipeline's embedder names the model it uses: batches key reused results by it.
+    let keyed = |model: &str| {
+        let access = Access { model: Some(model.into()), ..Default::default() };
+        GrpcEmbedder::connect_with(&server.address(), &access).unwrap().model_id().unwrap()
+    };
+    assert_eq!(keyed("mean"), format!("mean#{}", models[0].fingerprint));
+    assert_eq!(keyed("CLS"), format!("cls#{}", models[1].fingerprint));
 }
 
 /// Starts embed-server with `args` and returns its exit code and stderr once it ends.
