@@ -116,12 +116,15 @@ pub fn load(
     metrics: &Arc<Metrics>,
 ) -> Result<ServedModel> {
     let started = Instant::now();
+    let flag = || format!("--model {}", spec.name);
     let (files, model_id) = match &spec.source {
-        Source::Hub(id) => (ModelFiles::from_hub(id)?, id.clone()),
+        Source::Hub(id) => (ModelFiles::from_hub(id).with_context(flag)?, id.clone()),
+        // The one model of --model-dir keeps its message (naming scripts/fetch-model.sh).
+        Source::Dir(dir) if spec.implicit => (ModelFiles::in_dir(dir)?, DEFAULT_MODEL_ID.into()),
         Source::Dir(dir) => {
-            let files = ModelFiles::in_dir(dir)?;
+            let files = ModelFiles::in_dir(dir).with_context(flag)?;
             let folder = folder_name(dir);
-            let is_minilm = spec.implicit || folder.eq_ignore_ascii_case("all-MiniLM-L6-v2");
+            let is_minilm = folder.eq_ignore_ascii_case("all-MiniLM-L6-v2");
             (files, if is_minilm { DEFAULT_MODEL_ID.to_string() } else { folder })
         }
     };
