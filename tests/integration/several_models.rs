@@ -98,7 +98,7 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// `--model minilm=<MiniLM> --model tiny=<tiny>` (in `order`), with `cache`.
+/// `--model minilm=<MiniLM> --model tiny=<tiny>` (tiny first when `tiny_first`), with `cache`.
 fn two_model_server(tiny: &Path, cache: &Path, tiny_first: bool) -> EmbedServer {
     let minilm = format!("minilm={}", model_dir().display());
     let tiny = format!("tiny={}", tiny.display());
