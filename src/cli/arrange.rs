@@ -15,7 +15,7 @@ use wildcards_core::semantic::hdbscan::check_list_size;
 use wildcards_core::taxonomy::TaxonomyNode;
 use wildcards_core::wordnet::WordNet;
 
-use super::embedding::ServerArgs;
+use super::embedding::{ModelArg, ServerArgs};
 use super::files::{check_output, write_output};
 
 #[derive(Debug, Args)]
@@ -50,6 +50,9 @@ pub struct ArrangeArgs {
     pub wordnet_dir: Option<PathBuf>,
 
     #[command(flatten)]
+    pub model: ModelArg,
+
+    #[command(flatten)]
     pub server: ServerArgs,
 }
 
@@ -73,7 +76,7 @@ impl ArrangeArgs {
             method: self.method,
             ..ArrangeParams::default()
         };
-        let embedder = self.server.connect()?;
+        let embedder = self.server.connect(&self.model.semantic_model)?;
         let (arrangement, _) =
             arrange_list(&terms, &*embedder.embedder(), wordnet.as_ref(), Some(&name), &params)?;
         let mut root = TaxonomyNode::new(name);

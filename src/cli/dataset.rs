@@ -183,6 +183,13 @@ impl GenerateArgs {
             .into());
         }
         check_output(&output)?;
+        let lint = self.analyze;
+        let hierarchy_only = self.analyze && self.output.is_none();
+        // Connected (and `semantic_model` checked against the server) before any loading.
+        let session = match (cfg.needs_embeddings() || lint) && !hierarchy_only {
+            true => Some(self.server.connect(&cfg.semantic_model)?),
+            false => None,
+        };
         let data_dir = download::data_dir(self.data_dir.as_deref())?;
         let wordnet = Arc::new(WordNet::locate(self.wordnet_dir.as_deref())?);
 
@@ -195,16 +202,11 @@ impl GenerateArgs {
         if interactive {
             ctx.on_stage = Some(&on_stage);
         }
-        if self.analyze && self.output.is_none() {
+        if hierarchy_only {
             let result = analyze_hierarchy(&cfg, &ctx);
             spinner.finish_and_clear();
             return result;
         }
-        let lint = self.analyze;
-        let session = match cfg.needs_embeddings() || lint {
-            true => Some(self.server.connect()?),
-            false => None,
-        };
         let embedder = session.as_ref().map(|s| s.embedder());
         ctx.embedder = embedder.as_deref();
         let request = JobRequest {

@@ -8,6 +8,8 @@ use anyhow::Result;
 use batch_client::embedder::{Access, Session};
 use clap::Args;
 
+use super::UsageError;
+
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
     /// Embedding server, `host:port` or `http://host:port`, or several separated by commas
@@ -39,13 +41,33 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 impl ServerArgs {
     /// An embedder for this run: the named (or default) server when it answers its health
     /// check, else a private embed-server started beside this executable.
-    pub fn connect(&self) -> Result<Session> {
+    /// `model` (`semantic_model`) must be one of the server's models: else a usage error
+    /// (exit 2) listing them, before any work.
+    pub fn connect(&self, model: &str) -> Result<Session> {
         let access = Access {
             timeout: self.timeout.map(std::time::Duration::from_secs_f64),
             token_file: self.token_file.clone(),
+            model: Some(model.to_string()),
         };
-        Session::connect(self.server.as_deref(), &private_server_log(), &access)
+        Session::connect(self.server.as_deref(), &private_server_log(), &access).map_err(
+            |e| match e.downcast_ref::<embed_api::ClientError>() {
+                Some(unknown @ embed_api::ClientError::UnknownModel { .. }) => {
+                    UsageError(unknown.to_string()).into()
+                }
+                _ => e,
+            },
+        )
     }
+}
+
+/// `--semantic-model` of the commands without the job parameters (lint, arrange).
+#[derive(Debug, Clone, Args)]
+pub struct ModelArg {
+    /// Sentence-embedding model: a name of the embed-server's models (`embed-server info`
+    /// lists them; a model also answers to its hub id or folder name). minilm is
+    /// all-MiniLM-L6-v2. An unknown name is a usage error listing the server's models.
+    #[arg(long = "semantic-model", value_name = "NAME", default_value = "minilm")]
+    pub semantic_model: String,
 }
 
 /// Where a private server of the `wildcards-gen` commands logs: one file under the per-user

@@ -15,7 +15,7 @@ use wildcards_core::semantic::outliers::Scoring;
 use wildcards_core::skeleton::{read_skeleton, Skeleton};
 use wildcards_core::wordnet::WordNet;
 
-use super::embedding::ServerArgs;
+use super::embedding::{ModelArg, ServerArgs};
 use super::files::{check_output, is_stdout, shown, write_output};
 
 #[derive(Debug, Args)]
@@ -55,6 +55,9 @@ pub struct LintArgs {
     pub output: Option<PathBuf>,
 
     #[command(flatten)]
+    pub model: ModelArg,
+
+    #[command(flatten)]
     pub server: ServerArgs,
 }
 
@@ -83,7 +86,7 @@ impl LintArgs {
             threshold: self.threshold,
             wordnet: wordnet.as_ref(),
         };
-        let embedder = self.server.connect()?;
+        let embedder = self.server.connect(&self.model.semantic_model)?;
         let report = lint_tree(&skeleton.tree, &*embedder.embedder(), &scoring)?;
         let to_stderr = self.output.as_deref().is_some_and(is_stdout);
         let text = match self.format {

@@ -286,7 +286,8 @@ fn oversize_requests_get_invalid_argument_and_the_server_keeps_serving() {
             .embed(EmbedRequest { texts: vec!["dog".into()], model: Some("bert-large".into()) })
             .await
             .unwrap_err();
-        assert_eq!(wrong_model.code(), tonic::Code::NotFound);
+        assert_eq!(wrong_model.code(), tonic::Code::InvalidArgument);
+        assert!(wrong_model.message().contains("all-MiniLM-L6-v2"), "{}", wrong_model.message());
         let info = grpc.info(InfoRequest {}).await.unwrap().into_inner();
         assert_eq!(info.max_texts, 10);
     });

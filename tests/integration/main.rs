@@ -21,6 +21,7 @@ mod processes;
 mod report_html;
 mod semantic_cli;
 mod semantic_quality;
+mod several_models;
 mod several_servers;
 mod source_messages;
 mod stalled_server;

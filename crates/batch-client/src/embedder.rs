@@ -20,6 +20,9 @@ use crate::server::{find_or_start, PrivateServer};
 pub struct Access {
     pub timeout: Option<std::time::Duration>,
     pub token_file: Option<PathBuf>,
+    /// The model to use (`semantic_model`), checked against the server's models at
+    /// connect; `None`: the server's default.
+    pub model: Option<String>,
 }
 
 impl Access {
@@ -37,7 +40,8 @@ impl Access {
 /// [`Embedder`] trait.
 pub struct GrpcEmbedder {
     client: EmbedPool,
-    /// `model_id#fingerprint` from the server's Info, read at the first ask.
+    /// `model_id#fingerprint` of the model in use (the one asked for, else the server's
+    /// default), from the server's Info, read at the first ask.
     model: std::sync::OnceLock<Option<String>>,
 }
 
@@ -66,6 +70,7 @@ impl GrpcEmbedder {
     ) -> Result<Self> {
         let token = access.token()?;
         let mut options = ClientOptions::from_env(Some(addr), token.as_deref());
+        options.model = access.model.clone();
         let timeout = access.timeout;
         if let Some(t) = timeout {
             options.request_timeout = t;
@@ -94,14 +99,14 @@ impl Embedder for GrpcEmbedder {
         Ok(Embeddings { dim: e.dim, vectors: e.vectors, cache_hits: e.cache_hits })
     }
 
-    /// The server's model id and weights fingerprint; `None` when the server does not say
+    /// The model's id and weights fingerprint; `None` when the server does not say
     /// (then nothing computed from its vectors is reused across jobs).
     fn model_id(&self) -> Option<String> {
         self.model
             .get_or_init(|| {
-                let info = self.client.info().ok()?;
-                (!info.model_fingerprint.is_empty())
-                    .then(|| format!("{}#{}", info.model_id, info.model_fingerprint))
+                let info = self.client.model_info().ok()?;
+                (!info.fingerprint.is_empty())
+                    .then(|| format!("{}#{}", info.model_id, info.fingerprint))
             })
             .clone()
     }

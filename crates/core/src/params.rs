@@ -375,10 +375,13 @@ impl ParamDef {
                 ),
                 _ => Ok(()),
             },
+            // Which names exist is the embed-server's to say (its `--model NAME=...`): the
+            // clients check the name against the server's models before any work.
             Check::Model => match v.as_str() {
-                Some(m) if normalize_model(m).is_none() => fail(
-                    format!("unknown model {m:?}"),
-                    "use minilm (all-MiniLM-L6-v2, the model the embed-server serves)",
+                Some(m) if m.trim().is_empty() || m.trim().contains(char::is_whitespace) => fail(
+                    format!("{m:?} is not a model name"),
+                    "use a name of the embed-server's models (`embed-server info` lists them); \
+                     minilm is all-MiniLM-L6-v2",
                 ),
                 _ => Ok(()),
             },
@@ -386,7 +389,8 @@ impl ParamDef {
     }
 }
 
-/// The canonical name of a model the embed-server serves, for the names people write.
+/// The canonical name of all-MiniLM-L6-v2 (`minilm`) for the names people write for it;
+/// `None` for other names (used as written: the embed-server resolves them).
 pub fn normalize_model(name: &str) -> Option<&'static str> {
     match name.trim().to_ascii_lowercase().as_str() {
         "minilm" | "all-minilm-l6-v2" | "sentence-transformers/all-minilm-l6-v2" => Some("minilm"),
@@ -560,7 +564,9 @@ define_params! {
     outlier_method: OutlierMethod => OutlierMethod = |_| OutlierMethod::Typicality,
         ParamDef { flag: Some("outlier-method"), value_name: "METHOD", kind: Kind::Choice,
             values: &["typicality", "glosh"], needs: NEEDS_CLEAN, abbrev: "method", ..SEMANTIC };
-    /// Sentence-embedding model (the embed-server's; only `minilm`, all-MiniLM-L6-v2).
+    /// Sentence-embedding model: a name of the embed-server's models (`minilm`,
+    /// all-MiniLM-L6-v2, by default; a server started with `--model NAME=...` has others).
+    /// An unknown name is a usage error listing the server's models, before any work.
     semantic_model: String => String = |_| "minilm".into(),
         ParamDef { flag: Some("semantic-model"), value_name: "NAME", check: Check::Model,
             needs: Needs::AnyOf(&["semantic_clean", "semantic_arrange"]), ..SEMANTIC };

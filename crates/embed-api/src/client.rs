@@ -73,6 +73,9 @@ pub struct ClientOptions {
     /// Told how long an `embed` call has been waiting, every few seconds while it waits
     /// (a "waiting for the embed-server" line), so a stalled server is not silent.
     pub on_wait: Option<WaitNotice>,
+    /// The model every Embed request names (`semantic_model`); `None`: the server's default.
+    /// Checked against the server's Info at connect ([`ClientError::UnknownModel`]).
+    pub model: Option<String>,
 }
 
 /// What a [`WaitNotice`] calls: the server address and the time waited so far.
@@ -103,6 +106,7 @@ impl ClientOptions {
             chunk_texts: 512,
             max_in_flight: 4,
             on_wait: None,
+            model: None,
         }
     }
 
@@ -259,8 +263,29 @@ impl EmbedClient {
             cache_hits: AtomicU64::new(0),
             pushbacks: Arc::new(AtomicU64::new(0)),
         };
-        client.info()?;
+        let info = client.info()?;
+        if let Some(model) = &client.options.model {
+            client.check_model(&info, model)?;
+        }
         Ok(client)
+    }
+
+    /// `model` is one of the server's models; else [`ClientError::UnknownModel`] listing them.
+    fn check_model(&self, info: &InfoResponse, model: &str) -> Result<()> {
+        match crate::models::find(info, model) {
+            Some(_) => Ok(()),
+            None => Err(ClientError::UnknownModel {
+                uri: self.uri.clone(),
+                requested: model.to_string(),
+                available: crate::models::describe(&info.models),
+            }),
+        }
+    }
+
+    /// The server's description of the model the requests use (the default when
+    /// [`ClientOptions::model`] is `None`), from the last Info.
+    pub fn model_info(&self) -> Option<crate::proto::ModelInfo> {
+        crate::models::find(&self.cached_info(), self.options.model.as_deref().unwrap_or(""))
     }
 
     /// Connects with [`ClientOptions::from_env`] for this address flag and token flag.
@@ -336,10 +361,13 @@ impl EmbedClient {
             let grpc = self.grpc.clone();
             let limit = Arc::clone(&limit);
             let timeout = self.options.request_timeout;
+            let model = self.options.model.clone();
             let call = self.retrying("Embed", move || {
                 let mut grpc = grpc.clone();
-                let mut request =
-                    tonic::Request::new(EmbedRequest { texts: chunk.clone(), model: None });
+                let mut request = tonic::Request::new(EmbedRequest {
+                    texts: chunk.clone(),
+                    model: model.clone(),
+                });
                 // The server drops the work a little after we stop waiting (tonic answers an
                 // expired deadline with CANCELLED, which would read as a restart and be
                 // retried); the deadline is enforced here, so a server that never answers
@@ -458,7 +486,8 @@ impl EmbedClient {
     pub fn embed(&self, texts: &[String]) -> Result<Embedded> {
         refuse_inside_runtime()?;
         if texts.is_empty() {
-            return Ok(Embedded { dim: self.cached_info().dim as usize, ..Embedded::default() });
+            let dim = self.model_info().map_or(self.cached_info().dim, |m| m.dim);
+            return Ok(Embedded { dim: dim as usize, ..Embedded::default() });
         }
         self.runtime.block_on(self.with_wait_notices(self.embed_async(texts)))
     }

@@ -61,6 +61,14 @@ pub enum ClientError {
     #[error("embed-server at {uri} rejected {what} ({code:?}): {message}")]
     Rejected { uri: String, what: &'static str, code: tonic::Code, message: String },
 
+    /// The server does not serve the model asked for (`semantic_model`, `--semantic-model`).
+    #[error(
+        "embed-server at {uri} has no model {requested:?}; it serves {available}; set \
+         semantic_model (--semantic-model) to one of these names, or start the server with \
+         --model {requested}=FOLDER"
+    )]
+    UnknownModel { uri: String, requested: String, available: String },
+
     /// The server answered something the contract does not allow.
     #[error("embed-server at {uri} {problem}")]
     Protocol { uri: String, problem: String },

@@ -4,6 +4,7 @@
 //!   client and server halves, plus the descriptor set for gRPC reflection;
 //! - [`client`]: the blocking client every tool uses (chunking within the server's limits,
 //!   reconnects, one retry policy), the health check, and the address/token conventions;
+//! - [`models`]: which of a server's models a name means (the server and clients share it);
 //! - [`pool`]: several servers behind one client (`--server a:1,b:2`), failing over when
 //!   one dies;
 //! - [`ClientError`]: a typed error, so a caller can tell "the server is away, try again
@@ -14,6 +15,7 @@
 
 pub mod client;
 mod error;
+pub mod models;
 pub mod pool;
 pub mod process;
 

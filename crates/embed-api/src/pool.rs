@@ -174,12 +174,12 @@ impl EmbedPool {
                     self.members.iter().map(|m| s.spawn(move || self.join(m))).collect();
                 handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect()
             });
-            // A server of another model is a set-up error: say it, whatever else answered.
-            if let Some(e) = results.iter().find_map(|r| match r {
-                Err(e @ ClientError::Local(_)) => Some(e.to_string()),
-                _ => None,
+            // A server of another model, or without the model asked for, is a set-up error:
+            // say it, whatever else answered.
+            if let Some(i) = results.iter().position(|r| {
+                matches!(r, Err(ClientError::Local(_) | ClientError::UnknownModel { .. }))
             }) {
-                return Err(ClientError::Local(e));
+                return results.into_iter().nth(i).unwrap_or(Ok(()));
             }
             if self.members.iter().any(|m| lock(&m.client).is_some()) {
                 return Ok(());
@@ -235,8 +235,10 @@ impl EmbedPool {
         member: &Member,
         client: EmbedClient,
     ) -> Result<EmbedClient, ClientError> {
-        let info = client.info()?;
-        let this = (info.model_id.clone(), info.model_fingerprint.clone(), info.dim);
+        client.info()?;
+        // The model the requests name (`ClientOptions::model`), not just the default.
+        let used = client.model_info().unwrap_or_default();
+        let this = (used.model_id, used.fingerprint, used.dim);
         let mut model = lock(&self.model);
         match &*model {
             Some(expected) if *expected != this => Err(ClientError::Local(format!(
@@ -409,6 +411,20 @@ impl EmbedPool {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// The server's description of the model the requests use ([`ClientOptions::model`],
+    /// else the default), from a server in use.
+    pub fn model_info(&self) -> Result<crate::proto::ModelInfo, ClientError> {
+        let client = self.any_client()?;
+        client.info()?;
+        client.model_info().ok_or_else(|| {
+            ClientError::Local(format!(
+                "embed-server at {} no longer serves the model {:?}",
+                client.uri(),
+                self.options.model.as_deref().unwrap_or("(default)")
+            ))
+        })
     }
 
     /// The model, limits and cache counters of a server in use (fresh from it); fails over

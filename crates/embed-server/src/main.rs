@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use embed_api::client::{self, ClientOptions, EmbedClient};
+use embed_server::models::ModelSpec;
 use embed_server::server::{run, CacheChoice, ServerConfig};
 use embed_server::service::Limits;
 
@@ -15,7 +16,7 @@ use embed_server::service::Limits;
 #[command(
     name = "embed-server",
     version,
-    about = "gRPC sentence-embedding server (all-MiniLM-L6-v2) with dynamic batching and a SQLite cache",
+    about = "gRPC sentence-embedding server (all-MiniLM-L6-v2, or several BERT-family models) with dynamic batching and a SQLite cache",
     args_conflicts_with_subcommands = true,
     after_help = EXIT_HELP
 )]
@@ -56,14 +57,22 @@ struct ServeArgs {
     /// by default; use 0.0.0.0:PORT to serve other machines, with --api-key-file).
     #[arg(long, default_value = "127.0.0.1:50051", value_parser = parse_addr)]
     addr: String,
-    /// Folder with config.json, tokenizer.json and model.safetensors
+    /// The all-MiniLM-L6-v2 folder (config.json, tokenizer.json, model.safetensors) when no
+    /// --model is given: the one model, named after the folder, answering also to `minilm`
     /// [default: ~/.cache/wildcards-gen/models/all-MiniLM-L6-v2]
     #[arg(long, env = "WILDCARDS_MODEL_DIR")]
     model_dir: Option<PathBuf>,
-    /// Hugging Face hub model id to download instead; wins over --model-dir and
-    /// WILDCARDS_MODEL_DIR (needs network access to the hub).
-    #[arg(long)]
-    model: Option<String>,
+    /// A model to serve, NAME=SOURCE; repeat for several (the first is the default, used by
+    /// requests that name none). SOURCE is a sentence-transformers folder (config.json,
+    /// tokenizer.json, model.safetensors; 1_Pooling/config.json and
+    /// sentence_bert_config.json when present) or hf:ORG/ID, downloaded from the Hugging Face
+    /// hub. Any BERT-family model loads (all-MiniLM-L6-v2 / L12, bge-small, e5-small ...).
+    /// Requests and `semantic_model` pick a model by NAME; a model also answers to its hub id
+    /// or folder name, and all-MiniLM-L6-v2 to `minilm`. A bare ORG/ID means hf:ORG/ID named
+    /// after ID. With --model, --model-dir and WILDCARDS_MODEL_DIR are not used.
+    /// Example: --model minilm=hf:sentence-transformers/all-MiniLM-L6-v2 --model bge=DIR
+    #[arg(long, value_name = "NAME=SOURCE", value_parser = embed_server::models::parse_spec)]
+    model: Vec<ModelSpec>,
     /// SQLite cache file [default: ~/.cache/wildcards-gen/embeddings.sqlite]
     #[arg(long, conflicts_with = "no_cache")]
     cache: Option<PathBuf>,
@@ -156,7 +165,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let config = ServerConfig {
         addr: args.addr,
         model_dir: args.model_dir,
-        hub_model: args.model,
+        models: args.model,
         cache,
         memory_cache_bytes: args.memory_cache_mb << 20,
         limits: Limits {
@@ -203,6 +212,16 @@ fn print_info(args: &ClientArgs) -> Result<ExitCode> {
         "dim": info.dim,
         "max_seq_length": info.max_seq_length,
         "model_fingerprint": info.model_fingerprint,
+        "models": info.models.iter().map(|m| serde_json::json!({
+            "name": m.name,
+            "model_id": m.model_id,
+            "dim": m.dim,
+            "fingerprint": m.fingerprint,
+            "max_seq_length": m.max_seq_length,
+            "aliases": m.aliases,
+            "source": m.source,
+            "cache_entries": m.cache_entries,
+        })).collect::<Vec<_>>(),
         "cache_path": info.cache_path,
         "cache_persistent": info.cache_persistent,
         "cache_entries": info.cache_entries,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use embed_api::proto::embedder_server::EmbedderServer;
 use tokio_stream::StreamExt;
 use tonic::transport::server::Router;
@@ -14,12 +14,11 @@ use tonic::transport::Server;
 
 use crate::admission::DecodeLimit;
 use crate::auth::NamedKeys;
-use crate::batcher::Batcher;
 use crate::cache::{default_cache_path, CacheOptions, EmbeddingCache};
 use crate::linger::LingeringClose;
 use crate::metrics::{self, Metrics};
-use crate::model::{default_model_dir, MiniLm, ModelFiles, DEFAULT_MODEL_ID, SETUP_HINT};
-use crate::service::{EmbedService, Limits, ModelInfo};
+use crate::models::{self, ModelSpec};
+use crate::service::{EmbedService, Limits};
 
 /// How long after SIGINT/SIGTERM requests in flight may still run; a cold chunk takes a few
 /// seconds, and supervisors (systemd: 90 s) kill a server that takes much longer to stop.
@@ -33,8 +32,10 @@ const LINGER: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub addr: String,
+    /// The one model's folder when `models` is empty (`--model-dir`).
     pub model_dir: Option<PathBuf>,
-    pub hub_model: Option<String>,
+    /// `--model NAME=SOURCE`, the default first (see [`crate::models`]).
+    pub models: Vec<ModelSpec>,
     pub cache: CacheChoice,
     pub memory_cache_bytes: usize,
     pub limits: Limits,
@@ -82,30 +83,25 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     }
 
     let started = Instant::now();
-    let (files, model_id) = resolve_model(&config)?;
-    let fingerprint = files.fingerprint()?;
-    let model = MiniLm::load(&files)?;
-    let dim = model.dim();
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
     let metrics = Arc::new(Metrics::new());
+    let open = |fingerprint: &str, dim: usize| open_cache(&config, fingerprint, dim);
+    let served = models::specs(&config.models, config.model_dir.as_deref())?
+        .iter()
+        .map(|spec| models::load(spec, &open, config.max_batch_tokens, &metrics))
+        .collect::<Result<Vec<_>>>()?;
     metrics.model_loaded(started.elapsed());
-
-    let cache = open_cache(&config, &fingerprint, dim);
-
-    let batcher = Arc::new(Batcher::start(
-        model.encoder,
-        cache.clone(),
-        config.max_batch_tokens,
-        Arc::clone(&metrics),
-    ));
-    let service = Arc::new(EmbedService::new(
-        ModelInfo { model_id: model_id.clone(), dim, fingerprint: fingerprint.clone() },
-        model.tokenizer,
-        Arc::clone(&batcher),
-        cache.clone(),
-        config.limits,
-        Arc::clone(&metrics),
-    ));
+    let model_desc = served
+        .iter()
+        .map(|m| {
+            format!(
+                "{} ({}, dim {}, fingerprint {})",
+                m.info.name, m.info.model_id, m.info.dim, m.info.fingerprint
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cache_desc = describe_cache(served[0].cache.as_deref());
+    let service = Arc::new(EmbedService::new(served, config.limits, Arc::clone(&metrics)));
     if let Some(metrics_addr) = metrics_addr {
         let queue = Arc::clone(&service);
         let bound =
@@ -146,9 +142,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         format!("cannot listen on {addr} (in use by another server?); pick another with --addr")
     })?;
     let bound = listener.local_addr()?;
-    let cache_desc = describe_cache(cache.as_deref());
     tracing::info!(
-        "embed-server ready: model {model_id} (fingerprint {fingerprint}), dim {dim}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
+        "embed-server ready: models {model_desc}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
         match &auth {
             Some(keys) => format!(", bearer token required (keys: {})", keys.names().join(", ")),
             None => String::new(),
@@ -163,9 +158,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         .add_service(embedder);
     serve_until_signal(router, listener, config.exit_on_stdin_eof).await?;
 
-    batcher.shutdown();
-    if let Some(cache) = &cache {
-        cache.close();
+    for model in service.models() {
+        model.batcher.shutdown();
+        if let Some(cache) = &model.cache {
+            cache.close();
+        }
     }
     tracing::info!("embed-server stopped");
     Ok(())
@@ -284,23 +281,6 @@ async fn serve_until_signal(
     }
 
     Ok(())
-}
-
-/// The model files and the id reported by `Info`.
-fn resolve_model(config: &ServerConfig) -> Result<(ModelFiles, String)> {
-    if let Some(id) = &config.hub_model {
-        return Ok((ModelFiles::from_hub(id)?, id.clone()));
-    }
-    let dir = match &config.model_dir {
-        Some(dir) => dir.clone(),
-        None => match default_model_dir() {
-            Some(dir) => dir,
-            None => bail!(
-                "no per-user cache folder on this system; pass --model-dir DIR ({SETUP_HINT})"
-            ),
-        },
-    };
-    Ok((ModelFiles::in_dir(&dir)?, DEFAULT_MODEL_ID.to_string()))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use embed_api::proto::embedder_server::Embedder;
-use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse};
+use embed_api::proto::{EmbedRequest, EmbedResponse, InfoRequest, InfoResponse, ModelInfo};
 use tonic::{Code, Request, Response, Status};
 
 use crate::admission::{DecodePermit, QueueBound};
 use crate::auth::ClientName;
-use crate::batcher::{Batcher, Work};
+use crate::batcher::Work;
 use crate::cache::{EmbeddingCache, Vector};
 use crate::metrics::Metrics;
-use crate::model::{SentenceTokenizer, MAX_SEQ_LEN};
+use crate::models::ServedModel;
 
 /// Per-request limits (`--max-texts`, `--max-text-bytes`) and the bound on texts admitted
 /// and not yet answered (`--max-queued-texts`).
@@ -25,20 +25,12 @@ pub struct Limits {
     pub max_queued_texts: usize,
 }
 
-/// What `Info` reports about the model.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub model_id: String,
-    pub dim: usize,
-    pub fingerprint: String,
-}
-
 /// Shared state of the service.
 pub struct EmbedService {
-    model: ModelInfo,
-    tokenizer: SentenceTokenizer,
-    batcher: Arc<Batcher>,
-    cache: Option<Arc<EmbeddingCache>>,
+    /// The served models, the default first (see [`crate::models`]).
+    models: Vec<ServedModel>,
+    /// Their descriptions, for [`embed_api::models::resolve`] and `Info`.
+    infos: Vec<ModelInfo>,
     limits: Limits,
     queue: QueueBound,
     metrics: Arc<Metrics>,
@@ -48,19 +40,13 @@ pub struct EmbedService {
 }
 
 impl EmbedService {
-    pub fn new(
-        model: ModelInfo,
-        tokenizer: SentenceTokenizer,
-        batcher: Arc<Batcher>,
-        cache: Option<Arc<EmbeddingCache>>,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    /// `models` must hold at least one model; the first is the default.
+    pub fn new(models: Vec<ServedModel>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        assert!(!models.is_empty(), "a server serves at least one model");
+        let infos = models.iter().map(|m| m.info.clone()).collect();
         Self {
-            model,
-            tokenizer,
-            batcher,
-            cache,
+            models,
+            infos,
             queue: QueueBound::new(limits.max_queued_texts),
             metrics,
             limits,
@@ -75,27 +61,27 @@ impl EmbedService {
         self.queue.queued()
     }
 
-    /// Names a client may use for the loaded model besides its hub id.
-    fn accepts_model(&self, requested: &str) -> bool {
-        let id = self.model.model_id.as_str();
-        let short = id.rsplit('/').next().unwrap_or(id);
-        requested.is_empty()
-            || requested == id
-            || requested.eq_ignore_ascii_case(short)
-            || requested == self.model.fingerprint
-            || (short.eq_ignore_ascii_case("all-MiniLM-L6-v2")
-                && requested.eq_ignore_ascii_case("minilm"))
+    /// The served models (to stop their inference threads and close their caches).
+    pub fn models(&self) -> &[ServedModel] {
+        &self.models
     }
 
-    fn validate(&self, request: &EmbedRequest) -> Result<(), Status> {
-        if let Some(model) = request.model.as_deref() {
-            if !self.accepts_model(model) {
-                return Err(Status::not_found(format!(
-                    "model {model:?} is not loaded; this server serves {} (omit the model field or start a server with --model)",
-                    self.model.model_id
-                )));
-            }
+    /// The model a request names (empty or absent: the default); an unknown name is
+    /// INVALID_ARGUMENT listing the models.
+    fn model(&self, requested: Option<&str>) -> Result<&ServedModel, Status> {
+        let requested = requested.unwrap_or("");
+        match embed_api::models::resolve(&self.infos, requested) {
+            Some(i) => Ok(&self.models[i]),
+            None => Err(Status::invalid_argument(format!(
+                "model {requested:?} is not served here; this server serves {} (omit the \
+                 model field for the default, {}, or start a server with --model NAME=FOLDER)",
+                embed_api::models::describe(&self.infos),
+                self.infos[0].name
+            ))),
         }
+    }
+
+    fn validate(&self, request: &EmbedRequest, model: &ServedModel) -> Result<(), Status> {
         if request.texts.len() > self.limits.max_texts {
             return Err(Status::invalid_argument(format!(
                 "request has {} texts, the limit is {} (--max-texts); split it into smaller requests",
@@ -107,16 +93,21 @@ impl EmbedService {
             request.texts.iter().enumerate().find(|(_, t)| t.len() > self.limits.max_text_bytes)
         {
             return Err(Status::invalid_argument(format!(
-                "text {i} is {} bytes, the limit is {} (--max-text-bytes); the model reads only the first {MAX_SEQ_LEN} tokens anyway, so shorten it",
+                "text {i} is {} bytes, the limit is {} (--max-text-bytes); the model reads only the first {} tokens anyway, so shorten it",
                 text.len(),
-                self.limits.max_text_bytes
+                self.limits.max_text_bytes,
+                model.info.max_seq_length
             )));
         }
         Ok(())
     }
 
     /// Embeds the texts: unique texts are looked up in the cache, the rest go to the batcher.
-    async fn embed_texts(&self, texts: Vec<String>) -> Result<(Vec<Vector>, usize), Status> {
+    async fn embed_texts(
+        &self,
+        model: &ServedModel,
+        texts: Vec<String>,
+    ) -> Result<(Vec<Vector>, usize), Status> {
         // Duplicates are computed once.
         let mut unique_index: HashMap<&str, usize> = HashMap::new();
         let mut unique: Vec<String> = Vec::new();
@@ -130,8 +121,8 @@ impl EmbedService {
             })
             .collect();
 
-        let cache = self.cache.clone();
-        let tokenizer = self.tokenizer.clone();
+        let cache = model.cache.clone();
+        let tokenizer = model.tokenizer.clone();
         let metrics = Arc::clone(&self.metrics);
         let (mut found, work) = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = unique.iter().map(String::as_str).collect();
@@ -161,7 +152,7 @@ impl EmbedService {
         let (missing, work) = work;
         let hit_unique: Vec<bool> = found.iter().map(Option::is_some).collect();
         if !missing.is_empty() {
-            let computed = self
+            let computed = model
                 .batcher
                 .submit(work)
                 .await
@@ -234,58 +225,68 @@ impl EmbedService {
     ) -> Result<Response<EmbedResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.validate(&request)?;
+        let model = self.model(request.model.as_deref())?;
+        self.validate(&request, model)?;
         let n = request.texts.len();
         let _admitted = self.queue.admit(n).map_err(|queued| {
             tracing::debug!(texts = n, queued, "request refused: the queue is full");
-            self.queue.refusal(n, queued, self.batcher.time_per_text())
+            self.queue.refusal(n, queued, model.batcher.time_per_text())
         })?;
         // Admitted: the texts now count against the queue bound, so another request may be
         // decoded (see crate::admission).
         if let Some(permit) = extensions.get::<DecodePermit>() {
             permit.release();
         }
-        let (vectors, hits) = self.embed_texts(request.texts).await?;
+        let (vectors, hits) = self.embed_texts(model, request.texts).await?;
         self.hits.fetch_add(hits as u64, Ordering::Relaxed);
         self.misses.fetch_add((n - hits) as u64, Ordering::Relaxed);
-        let mut values = Vec::with_capacity(n * self.model.dim);
+        let mut values = Vec::with_capacity(n * model.info.dim as usize);
         for vector in &vectors {
             values.extend_from_slice(vector);
         }
-        Ok(Response::new(EmbedResponse {
-            dim: self.model.dim as u32,
-            values,
-            cache_hits: hits as u32,
-        }))
+        Ok(Response::new(EmbedResponse { dim: model.info.dim, values, cache_hits: hits as u32 }))
     }
 
     async fn info_request(&self) -> Result<Response<InfoResponse>, Status> {
-        let cache = self.cache.clone();
-        let (entries, persistent, path) = tokio::task::spawn_blocking(move || match &cache {
-            Some(cache) => (
-                cache.entries(),
-                cache.is_persistent(),
-                cache.path().map(|p| p.display().to_string()).unwrap_or_default(),
-            ),
-            None => (0, false, String::new()),
+        let caches: Vec<Option<Arc<EmbeddingCache>>> =
+            self.models.iter().map(|m| m.cache.clone()).collect();
+        let (entries, persistent, path) = tokio::task::spawn_blocking(move || {
+            let entries: Vec<u64> =
+                caches.iter().map(|c| c.as_ref().map_or(0, |c| c.entries())).collect();
+            let (persistent, path) = match &caches[0] {
+                Some(cache) => (
+                    cache.is_persistent(),
+                    cache.path().map(|p| p.display().to_string()).unwrap_or_default(),
+                ),
+                None => (false, String::new()),
+            };
+            (entries, persistent, path)
         })
         .await
         .map_err(|e| Status::internal(format!("info task failed: {e}")))?;
+        let models: Vec<ModelInfo> = self
+            .infos
+            .iter()
+            .zip(&entries)
+            .map(|(info, &cache_entries)| ModelInfo { cache_entries, ..info.clone() })
+            .collect();
+        let default = &models[0];
         Ok(Response::new(InfoResponse {
-            model_id: self.model.model_id.clone(),
-            dim: self.model.dim as u32,
-            max_seq_length: MAX_SEQ_LEN as u32,
-            cache_entries: entries,
+            model_id: default.model_id.clone(),
+            dim: default.dim,
+            max_seq_length: default.max_seq_length,
+            cache_entries: entries[0],
             cache_hits: self.hits.load(Ordering::Relaxed),
             cache_misses: self.misses.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            model_fingerprint: self.model.fingerprint.clone(),
+            model_fingerprint: default.fingerprint.clone(),
             max_texts: self.limits.max_texts as u32,
             max_text_bytes: self.limits.max_text_bytes as u32,
             cache_path: path,
             cache_persistent: persistent,
-            batches: self.batcher.batches(),
+            batches: self.models.iter().map(|m| m.batcher.batches()).sum(),
+            models,
         }))
     }
 }

@@ -554,6 +554,14 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
 
     let mut outcomes: HashMap<usize, JobOutcome> = resumed;
     let servers = Servers::choose(args, m, &to_run, &progress, &mut outcomes);
+    if let Err(why) = check_job_models(args, servers.addr.as_deref(), &to_run) {
+        progress.finish();
+        eprintln!("error: {why}");
+        if let Some(p) = servers.private {
+            p.stop();
+        }
+        return Ok(EXIT_USAGE);
+    }
     let runnable: Vec<JobSpec> =
         to_run.into_iter().filter(|j| !outcomes.contains_key(&j.index)).collect();
     let mut info = RunInfo {
@@ -596,6 +604,40 @@ fn run(args: &BatchArgs, m: &Manifest, invocation: &[&str]) -> anyhow::Result<u8
     let code = finish(mode, &info, &records, &written);
     let terminated = signal.load(Ordering::SeqCst) == signal_hook::consts::SIGTERM;
     Ok(if code == EXIT_INTERRUPTED && terminated { EXIT_TERMINATED } else { code })
+}
+
+/// Every job's `semantic_model` is a model of the server (one it serves, by name or alias):
+/// checked once before any job runs, since an unknown name would fail every such job. A
+/// server that does not answer here (a Slurm run's, on other nodes) is not checked; the
+/// jobs then say it.
+fn check_job_models(args: &BatchArgs, addr: Option<&str>, jobs: &[JobSpec]) -> Result<(), String> {
+    let mut wanted: Vec<(String, &JobSpec)> = jobs
+        .iter()
+        .filter(|j| j.needs_embeddings())
+        .map(|j| (j.config().semantic_model, j))
+        .collect();
+    let Some(addr) =
+        addr.filter(|a| !wanted.is_empty() && crate::server::is_healthy(a, Duration::from_secs(2)))
+    else {
+        return Ok(());
+    };
+    let access =
+        crate::embedder::Access { token_file: args.token_file.clone(), ..Default::default() };
+    let token = access.token().map_err(|e| format!("{e:#}"))?;
+    let options = embed_api::ClientOptions::from_env(Some(addr), token.as_deref());
+    // Not reachable after all: the jobs say why.
+    let Ok(info) = embed_api::EmbedPool::connect(options, None).and_then(|p| p.info()) else {
+        return Ok(());
+    };
+    wanted.retain(|(model, _)| embed_api::models::find(&info, model).is_none());
+    let Some((model, first)) = wanted.first() else { return Ok(()) };
+    Err(format!(
+        "job {:?} (and {} more): semantic_model {model:?} is not a model of the embed-server at \
+         {addr}, which serves {}; set semantic_model in the manifest to one of these names",
+        first.name,
+        wanted.len() - 1,
+        embed_api::models::describe(&info.models)
+    ))
 }
 
 /// The embed-server of a run: the address the workers (or Slurm tasks) are given, the private
@@ -670,7 +712,8 @@ fn execute(
         ExecutorKind::Slurm => {
             if let Some(f) = &paths.token_file {
                 // Checked here, once, rather than failing every job in its task.
-                crate::embedder::Access { timeout: None, token_file: Some(f.clone()) }.token()?;
+                crate::embedder::Access { token_file: Some(f.clone()), ..Default::default() }
+                    .token()?;
             }
             let spec = slurm::TaskSpec {
                 manifest: m.path.clone(),
@@ -1039,7 +1082,7 @@ fn worker_command(
     }
     if let Some(f) = &args.token_file {
         // Checked here, once, rather than failing every job in its worker.
-        crate::embedder::Access { timeout: None, token_file: Some(f.clone()) }.token()?;
+        crate::embedder::Access { token_file: Some(f.clone()), ..Default::default() }.token()?;
         cmd.extend(["--token-file".into(), f.clone().into_os_string()]);
     }
     Ok(cmd)

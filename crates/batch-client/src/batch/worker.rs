@@ -41,8 +41,12 @@ pub fn run(opts: WorkerOptions) -> ExitCode {
     install_panic_hook();
     let send = emit;
     send(&Event::Ready { pid: std::process::id() });
-    let mut env =
-        WorkerEnv { opts, wordnet: None, embedder: None, sources: SourceCache::default() };
+    let mut env = WorkerEnv {
+        opts,
+        wordnet: None,
+        embedders: Default::default(),
+        sources: SourceCache::default(),
+    };
     let mut input = std::io::stdin().lock();
     loop {
         let req = match protocol::receive::<Request>(&mut input) {
@@ -87,7 +91,7 @@ fn secs(start: Instant) -> f64 {
 struct WorkerEnv {
     opts: WorkerOptions,
     wordnet: Option<Arc<WordNet>>,
-    embedder: Option<Arc<dyn Embedder>>,
+    embedders: std::collections::HashMap<String, Arc<dyn Embedder>>,
     /// The dataset hierarchy of the last job, for the next ones (a grid's jobs share it).
     sources: SourceCache,
 }
@@ -102,21 +106,26 @@ impl WorkerEnv {
         Ok(wn)
     }
 
-    fn embedder(&mut self) -> Result<Arc<dyn Embedder>> {
-        if let Some(e) = &self.embedder {
+    /// The embedder of `model` (a job's `semantic_model`): one connection per model, kept for
+    /// the worker's later jobs.
+    fn embedder(&mut self, model: &str) -> Result<Arc<dyn Embedder>> {
+        if let Some(e) = self.embedders.get(model) {
             return Ok(Arc::clone(e));
         }
         let addr = self.opts.server.clone().context(
             "this job needs sentence embeddings but the batch has no embed-server address",
         )?;
         // Calls that fail because the server is down or restarting are retried for a while.
-        let access =
-            crate::embedder::Access { timeout: None, token_file: self.opts.token_file.clone() };
+        let access = crate::embedder::Access {
+            timeout: None,
+            token_file: self.opts.token_file.clone(),
+            model: Some(model.to_string()),
+        };
         // A server of a list that fails is said in the batch's log (it fails over).
         let notice = Arc::new(|line: &str| emit(&Event::Note { message: line.to_string() }));
         let e: Arc<dyn Embedder> =
             Arc::new(crate::embedder::GrpcEmbedder::connect_noticing(&addr, &access, notice)?);
-        self.embedder = Some(Arc::clone(&e));
+        self.embedders.insert(model.to_string(), Arc::clone(&e));
         Ok(e)
     }
 
@@ -130,7 +139,7 @@ impl WorkerEnv {
         let data_dir =
             download::data_dir(job.data_dir.as_deref().or(self.opts.data_dir.as_deref()))?;
         let counting = match job.needs_embeddings() {
-            true => Some(Counting::new(self.embedder()?)),
+            true => Some(Counting::new(self.embedder(&cfg.semantic_model)?)),
             false => None,
         };
         let totals = || counting.as_ref().map(Counting::totals).unwrap_or_default();
