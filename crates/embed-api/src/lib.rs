@@ -16,6 +16,7 @@ pub mod client;
 mod error;
 pub mod pool;
 pub mod process;
+pub mod tls;
 
 pub use client::{ClientOptions, ClientStats, EmbedClient, Embedded};
 pub use error::ClientError;
