@@ -40,7 +40,8 @@ struct Args {
     server_args: String,
     /// Load mode: numbers of concurrent clients, comma-separated (e.g. 1,4,16,64); one table
     /// row each, against a fresh server with a fresh cache (cold, so every row computes its
-    /// texts). Without it, the runs listed at the top of this file.
+    /// texts). Without it: cold and warm 1-client runs, warm after a restart (SQLite), and
+    /// cold and warm 4-client runs, on all the names.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
     clients: Vec<u32>,
     /// Load mode: texts per client. Each client gets its own slice of the distinct names
