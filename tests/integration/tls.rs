@@ -182,3 +182,21 @@ fn wildcards_gen_arrange_works_through_a_tls_server() {
     assert!(!run.status.success() && stderr.contains("--ca-cert"), "{stderr}");
     assert!(!stderr.contains("private"), "no private server started: {stderr}");
 }
+
+#[test]
+fn a_batch_embeds_through_a_tls_server_with_ca_cert() {
+    let certs = make_certs();
+    let tls = tls_server(&certs);
+    let b = super::batch_support::Batch::new(
+        "config:\n  output_dir: out\n  dataset: openimages\n  analyze: true\n\
+         jobs:\n  - name: one\n    params: {smart: true, bbox_only: true}\n",
+    );
+    let ca = certs.tls.ca.to_str().unwrap();
+    let args = ["--workers", "1", "--server", &tls.url(), "--ca-cert", ca];
+    let out = b.command(&args).env_remove("WILDCARDS_EMBED_CA").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("private"), "the TLS server was used: {stderr}");
+    let info = tls.client().unwrap().info().unwrap();
+    assert!(info.requests > 0, "the worker's lint embedded through TLS: {info:?}");
+}
