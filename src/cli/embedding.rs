@@ -12,7 +12,7 @@ use super::UsageError;
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
-    /// Embedding server, `host:port` or `http://host:port`, or several separated by commas
+    /// Embedding server, `host:port`, `http://host:port` or `https://host:port`, or several separated by commas
     /// (requests spread over them, failing over when one dies) (default: env
     /// WILDCARDS_EMBED_SERVER, else 127.0.0.1:50051; when none answers, a private server is
     /// started for this run).
@@ -29,6 +29,11 @@ pub struct ServerArgs {
     /// WILDCARDS_EMBED_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
+
+    /// PEM CA certificate to trust for an `https://` server whose certificate a private CA
+    /// signed (default: env WILDCARDS_EMBED_CA; the public web roots are always trusted).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -44,6 +49,7 @@ impl ServerArgs {
     /// `model` (`semantic_model`) must be one of the server's models: else a usage error
     /// (exit 2) listing them, before any work.
     pub fn connect(&self, model: &str) -> Result<Session> {
+        batch_client::embedder::export_ca_cert(self.ca_cert.as_deref())?;
         let access = Access {
             timeout: self.timeout.map(std::time::Duration::from_secs_f64),
             token_file: self.token_file.clone(),

@@ -26,4 +26,5 @@ mod several_servers;
 mod source_messages;
 mod stalled_server;
 mod tencent_generation;
+mod tls;
 mod tool_interop;

@@ -36,6 +36,19 @@ impl Access {
     }
 }
 
+/// Makes `--ca-cert FILE` the CA root of every client of this run: it sets env
+/// `WILDCARDS_EMBED_CA` (to the absolute path), which every health check and client of this
+/// process reads and which worker processes and Slurm tasks inherit, so one flag reaches all of
+/// them. Call it early, before any thread that reads the environment starts. A file that
+/// cannot be read is an error naming the flag.
+pub fn export_ca_cert(flag: Option<&Path>) -> Result<()> {
+    let Some(path) = flag else { return Ok(()) };
+    let absolute = std::fs::canonicalize(path)
+        .map_err(|e| anyhow::anyhow!("--ca-cert {}: cannot read it ({e})", path.display()))?;
+    std::env::set_var(embed_api::tls::ENV_CA, absolute);
+    Ok(())
+}
+
 /// The gRPC client (of one embed-server, or several: `--server a:1,b:2`) behind the
 /// [`Embedder`] trait.
 pub struct GrpcEmbedder {

@@ -43,9 +43,15 @@ pub fn find_or_start(flag: Option<&str>, log: &Path, say: &dyn Fn(&str)) -> Resu
     let addr = client::resolve_server(flag);
     let servers = embed_api::pool::split_servers(&addr)?;
     if let [one] = servers.as_slice() {
-        if is_healthy(one, Duration::from_secs(2)) {
-            say(&format!("using the embed-server at {one}"));
-            return Ok(ServerChoice { addr: one.clone(), private: None });
+        match client::wait_for_health(one, Duration::from_secs(2)) {
+            Ok(()) => {
+                say(&format!("using the embed-server at {one}"));
+                return Ok(ServerChoice { addr: one.clone(), private: None });
+            }
+            // A server that is there but speaks TLS differently (or whose certificate is not
+            // trusted) is a set-up error to say, not a reason to start a private server.
+            Err(err @ embed_api::ClientError::Tls { .. }) => return Err(err.into()),
+            Err(_) => {}
         }
     } else if let Some(choice) = several(&servers, say) {
         return Ok(choice);

@@ -7,6 +7,7 @@
 //! is idempotent, so a retry is safe) and counts how many texts the server answered from its
 //! cache. Do not call it from inside another tokio runtime: it returns an error there.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,14 +15,15 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::error::ClientError;
 use crate::proto::embedder_client::EmbedderClient;
 use crate::proto::{EmbedRequest, InfoRequest, InfoResponse};
+use crate::tls;
 
-/// Env var with the server address (`host:port` or `http://host:port`).
+/// Env var with the server address (`host:port`, `http://host:port` or `https://host:port`).
 pub const ENV_SERVER: &str = "WILDCARDS_EMBED_SERVER";
 /// Env var with the deadline of one request, in seconds (default 600).
 pub const ENV_TIMEOUT: &str = "WILDCARDS_EMBED_TIMEOUT";
@@ -57,8 +59,11 @@ const MAX_CHUNK_BYTES: usize = 2 << 20;
 /// How to reach the server and how patient to be.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `host:port` or `http://host:port`.
+    /// `host:port`, `http://host:port` or `https://host:port`.
     pub server: String,
+    /// A PEM CA root to trust besides the public ones, for `https://` servers signed by a
+    /// private CA (`--ca-cert`; [`ClientOptions::from_env`] reads env `WILDCARDS_EMBED_CA`).
+    pub ca_cert: Option<PathBuf>,
     /// Bearer token, when the server requires one.
     pub token: Option<String>,
     /// How long a failing call (server down, restarting, connection lost) is retried.
@@ -100,6 +105,7 @@ impl ClientOptions {
     pub fn new(server: impl Into<String>) -> Self {
         Self {
             server: server.into(),
+            ca_cert: None,
             token: None,
             retry_for: DEFAULT_RETRY_FOR,
             request_timeout: Duration::from_secs(600),
@@ -111,9 +117,10 @@ impl ClientOptions {
     }
 
     /// Address from the flag, else `WILDCARDS_EMBED_SERVER`, else 127.0.0.1:50051; token
-    /// from the flag, else `WILDCARDS_EMBED_TOKEN`.
+    /// from the flag, else `WILDCARDS_EMBED_TOKEN`; CA root from `WILDCARDS_EMBED_CA`.
     pub fn from_env(server_flag: Option<&str>, token_flag: Option<&str>) -> Self {
         let mut options = Self::new(resolve_server(server_flag));
+        options.ca_cert = tls::env_ca_cert();
         options.token = token_flag
             .map(str::to_string)
             .or_else(|| std::env::var(ENV_TOKEN).ok())
@@ -137,13 +144,16 @@ pub fn resolve_server(flag: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_SERVER.to_string())
 }
 
-/// Turns `host:port` or `http://host:port` into the URI tonic wants.
+/// Turns `host:port`, `http://host:port` or `https://host:port` into the URI tonic wants.
 pub fn server_uri(server: &str) -> Result<String> {
     let server = server.trim();
     let uri = if server.starts_with("http://") || server.starts_with("https://") {
         server.to_string()
     } else if server.contains("://") {
-        return Err(address(server, "only http:// addresses are supported (or plain host:port)"));
+        return Err(address(
+            server,
+            "only http:// and https:// addresses are supported (or plain host:port)",
+        ));
     } else {
         format!("http://{server}")
     };
@@ -239,8 +249,7 @@ impl EmbedClient {
             }
             None => None,
         };
-        let endpoint = Endpoint::from_shared(uri.clone())
-            .map_err(|e| address(&options.server, &format!("not a valid address ({e})")))?
+        let endpoint = tls::endpoint(&options.server, &uri, options.ca_cert.as_deref())?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
@@ -462,6 +471,13 @@ impl EmbedClient {
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 let hint = pushback(&status);
                 let retry = is_retryable(&status) || hint.is_some();
+                // A TLS mismatch shows as a broken connection (or, plain-to-TLS, an HTTP/2
+                // protocol error: INTERNAL); find out once instead of retrying in vain.
+                if hint.is_none() && (retry || status.code() == Code::Internal) {
+                    if let Some(mismatch) = tls::diagnose(&uri, &tls::chain(&status)).await {
+                        return Err(mismatch);
+                    }
+                }
                 if !retry || since.elapsed() >= retry_for {
                     return Err(describe(&uri, what, attempts, started, &status));
                 }
@@ -507,8 +523,18 @@ impl EmbedClient {
     }
 }
 
-/// Waits until the server at `server` reports SERVING on the standard health service.
+/// Waits until the server at `server` reports SERVING on the standard health service (an
+/// `https://` server checked with the CA root of env `WILDCARDS_EMBED_CA`, if any).
 pub fn wait_for_health(server: &str, timeout: Duration) -> Result<()> {
+    wait_for_health_with_ca(server, tls::env_ca_cert().as_deref(), timeout)
+}
+
+/// [`wait_for_health`] trusting the CA root in `ca_cert` for an `https://` server.
+pub fn wait_for_health_with_ca(
+    server: &str,
+    ca_cert: Option<&Path>,
+    timeout: Duration,
+) -> Result<()> {
     refuse_inside_runtime()?;
     let uri = server_uri(server)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -519,9 +545,11 @@ pub fn wait_for_health(server: &str, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         let mut last = String::from("no answer");
         while started.elapsed() < timeout {
-            match check_health(&uri).await {
+            match check_health(&uri, ca_cert).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => last = "server answers but is not serving yet".into(),
+                // A TLS mismatch or an untrusted certificate does not go away by waiting.
+                Err(err @ ClientError::Tls { .. }) => return Err(err),
                 Err(err) => last = err.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -536,22 +564,28 @@ pub fn wait_for_health(server: &str, timeout: Duration) -> Result<()> {
     })
 }
 
-/// One health check: `Ok(true)` when the server reports SERVING.
+/// One health check: `Ok(true)` when the server reports SERVING (an `https://` server
+/// checked with the CA root of env `WILDCARDS_EMBED_CA`, if any).
 pub fn health(server: &str) -> Result<bool> {
+    health_with_ca(server, tls::env_ca_cert().as_deref())
+}
+
+/// [`health`] trusting the CA root in `ca_cert` for an `https://` server.
+pub fn health_with_ca(server: &str, ca_cert: Option<&Path>) -> Result<bool> {
     refuse_inside_runtime()?;
     let uri = server_uri(server)?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(health_runtime)?
-        .block_on(check_health(&uri))
+        .block_on(check_health(&uri, ca_cert))
 }
 
 fn health_runtime(e: std::io::Error) -> ClientError {
     ClientError::Local(format!("cannot start a runtime for the health check: {e}"))
 }
 
-async fn check_health(uri: &str) -> Result<bool> {
+async fn check_health(uri: &str, ca_cert: Option<&Path>) -> Result<bool> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
@@ -562,17 +596,33 @@ async fn check_health(uri: &str) -> Result<bool> {
         elapsed: Duration::ZERO,
         message,
     };
-    let channel = Endpoint::from_shared(uri.to_string())
-        .map_err(|e| address(uri, &format!("not a valid address ({e})")))?
+    let connected = tls::endpoint(uri, uri, ca_cert)?
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2))
         .connect()
-        .await
-        .map_err(|e| unreachable(format!("cannot connect to {uri}: {e}")))?;
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: String::new() })
-        .await
-        .map_err(|s| unreachable(format!("health check failed: {}", s.message())))?;
+        .await;
+    let channel = match connected {
+        Ok(channel) => channel,
+        Err(e) => {
+            let failure = tls::chain(&e);
+            return Err(match tls::diagnose(uri, &failure).await {
+                Some(mismatch) => mismatch,
+                None => unreachable(format!("cannot connect to {uri}: {failure}")),
+            });
+        }
+    };
+    let answer =
+        HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(s) => {
+            let failure = tls::chain(&s);
+            return Err(match tls::diagnose(uri, &failure).await {
+                Some(mismatch) => mismatch,
+                None => unreachable(format!("health check failed: {}", s.message())),
+            });
+        }
+    };
     Ok(response.into_inner().status == ServingStatus::Serving as i32)
 }
 

@@ -73,6 +73,11 @@ pub enum ClientError {
     #[error("embed-server at {uri} {problem}")]
     Protocol { uri: String, problem: String },
 
+    /// Client and server disagree on TLS, or the server's certificate is not trusted; a
+    /// retry cannot fix it (the message says what to change).
+    #[error("embed-server at {uri} {problem}")]
+    Tls { uri: String, problem: String },
+
     /// A local problem of the client (runtime, token characters, misuse).
     #[error("{0}")]
     Local(String),

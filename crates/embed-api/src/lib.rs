@@ -18,6 +18,7 @@ mod error;
 pub mod models;
 pub mod pool;
 pub mod process;
+pub mod tls;
 
 pub use client::{ClientOptions, ClientStats, EmbedClient, Embedded};
 pub use error::ClientError;

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::client::{health, server_uri, ClientOptions, ClientStats, EmbedClient, Embedded};
+use crate::client::{
+    health_with_ca, server_uri, ClientOptions, ClientStats, EmbedClient, Embedded,
+};
 use crate::error::ClientError;
 use crate::proto::InfoResponse;
 
@@ -174,10 +176,15 @@ impl EmbedPool {
                     self.members.iter().map(|m| s.spawn(move || self.join(m))).collect();
                 handles.into_iter().map(|h| h.join().unwrap_or(Ok(()))).collect()
             });
-            // A server of another model, or without the model asked for, is a set-up error:
-            // say it, whatever else answered.
+            // A server of another model, without the model asked for, or a TLS mismatch is a
+            // set-up error: say it, whatever else answered.
             if let Some(i) = results.iter().position(|r| {
-                matches!(r, Err(ClientError::Local(_) | ClientError::UnknownModel { .. }))
+                matches!(
+                    r,
+                    Err(ClientError::Local(_)
+                        | ClientError::UnknownModel { .. }
+                        | ClientError::Tls { .. })
+                )
             }) {
                 return results.into_iter().nth(i).unwrap_or(Ok(()));
             }
@@ -205,7 +212,7 @@ impl EmbedPool {
     /// Connects one member when its health check answers; checks its model against the
     /// pool's. Leaves it out (down) otherwise.
     fn join(&self, member: &Member) -> Result<(), ClientError> {
-        let connected = match health(&member.server) {
+        let connected = match health_with_ca(&member.server, self.options.ca_cert.as_deref()) {
             Ok(true) => EmbedClient::connect(self.member_options(member)),
             Ok(false) => Err(ClientError::Unreachable {
                 uri: member.server.clone(),

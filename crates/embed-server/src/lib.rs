@@ -5,7 +5,7 @@
 //! [`model`] (tokenizer, pooling, sentence-transformers semantics), [`encoder`] (the BERT forward pass on candle), [`batcher`]
 //! (merges concurrent requests into forward passes), [`cache`] (memory + SQLite), [`service`]
 //! (the gRPC handlers), [`admission`] (back-pressure: decode and queue bounds), [`auth`] (optional bearer token), [`server`] (start-up and shutdown),
-//! [`linger`] (closing connections without cutting off answers), [`metrics`] (Prometheus).
+//! [`linger`] (closing connections without cutting off answers), [`metrics`] (Prometheus), [`tls`] (`--tls-cert` / `--tls-key`).
 
 pub mod admission;
 pub mod auth;
@@ -18,3 +18,4 @@ pub mod model;
 pub mod models;
 pub mod server;
 pub mod service;
+pub mod tls;

@@ -43,9 +43,14 @@ enum Command {
 
 #[derive(Args)]
 struct ClientArgs {
-    /// Server address, host:port or http://host:port [env: WILDCARDS_EMBED_SERVER; default 127.0.0.1:50051]
+    /// Server address, host:port, http://host:port, or https://host:port for a server
+    /// started with --tls-cert [env: WILDCARDS_EMBED_SERVER; default 127.0.0.1:50051]
     #[arg(long)]
     server: Option<String>,
+    /// PEM CA certificate to trust for an https:// server whose certificate a private CA
+    /// signed (the public web roots are always trusted)
+    #[arg(long, value_name = "FILE", env = "WILDCARDS_EMBED_CA")]
+    ca_cert: Option<PathBuf>,
     /// File with the bearer token [else env WILDCARDS_EMBED_TOKEN]
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -108,6 +113,14 @@ struct ServeArgs {
     /// depth; model load time; RSS) at http://HOST:PORT/metrics. Off by default.
     #[arg(long, value_parser = parse_addr)]
     metrics_addr: Option<String>,
+    /// Serve gRPC over TLS with this PEM certificate (chain); needs --tls-key. Clients then
+    /// use https://HOST:PORT, with --ca-cert FILE (or env WILDCARDS_EMBED_CA) when a private
+    /// CA signed it. The --metrics-addr port stays plain HTTP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// File holding a token; clients must then send `authorization: Bearer <token>`.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
@@ -178,6 +191,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         metrics_addr: args.metrics_addr,
         exit_on_stdin_eof: args.exit_on_stdin_eof,
         max_inflight_requests: args.max_inflight_requests as usize,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert, key)| embed_server::tls::TlsFiles { cert, key }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config))?;
@@ -201,6 +218,7 @@ fn client_options(args: &ClientArgs) -> Result<ClientOptions> {
         None => None,
     };
     let mut options = ClientOptions::from_env(args.server.as_deref(), token.as_deref());
+    options.ca_cert = args.ca_cert.clone();
     options.retry_for = std::time::Duration::from_secs(2);
     Ok(options)
 }
@@ -239,7 +257,7 @@ fn print_info(args: &ClientArgs) -> Result<ExitCode> {
 
 fn print_health(args: &ClientArgs) -> Result<ExitCode> {
     let server = client::resolve_server(args.server.as_deref());
-    if client::health(&server)? {
+    if client::health_with_ca(&server, args.ca_cert.as_deref())? {
         println!("SERVING");
         Ok(ExitCode::SUCCESS)
     } else {

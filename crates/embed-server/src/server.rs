@@ -19,6 +19,7 @@ use crate::linger::LingeringClose;
 use crate::metrics::{self, Metrics};
 use crate::models::{self, ModelSpec};
 use crate::service::{EmbedService, Limits};
+use crate::tls::TlsFiles;
 
 /// How long after SIGINT/SIGTERM requests in flight may still run; a cold chunk takes a few
 /// seconds, and supervisors (systemd: 90 s) kill a server that takes much longer to stop.
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub exit_on_stdin_eof: bool,
     /// Embed requests being decoded and admitted at once (see [`DecodeLimit`]).
     pub max_inflight_requests: usize,
+    /// Serve gRPC over TLS with these PEM files (`--tls-cert`, `--tls-key`); plain when none.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Where vectors are cached.
@@ -70,6 +73,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     };
     let auth = match &config.api_key_file {
         Some(path) => Some(Arc::new(NamedKeys::from_file(path)?)),
+        None => None,
+    };
+    // Read before the model loads: a bad file fails in a moment, not after the load.
+    let tls = match &config.tls {
+        Some(files) => Some((crate::tls::load(files)?, files)),
         None => None,
     };
     if let Some(keys) = &auth {
@@ -143,7 +151,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     })?;
     let bound = listener.local_addr()?;
     tracing::info!(
-        "embed-server ready: models {model_desc}, cache {cache_desc}, listening on {bound}{}, startup {:.1}s",
+        "embed-server ready: models {model_desc}, cache {cache_desc}, listening on {bound}{}{}, startup {:.1}s",
+        if tls.is_some() { " over TLS (clients: https://)" } else { "" },
         match &auth {
             Some(keys) => format!(", bearer token required (keys: {})", keys.names().join(", ")),
             None => String::new(),
@@ -151,7 +160,11 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let router = Server::builder()
+    let mut builder = match tls {
+        Some((config, files)) => crate::tls::apply(Server::builder(), config, files)?,
+        None => Server::builder(),
+    };
+    let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

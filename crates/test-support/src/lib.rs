@@ -10,7 +10,7 @@ use wildcards_core::wordnet::WordNet;
 
 pub mod chromium;
 pub mod server;
-pub use server::{EmbedServer, EmbedServerOptions};
+pub use server::{EmbedServer, EmbedServerOptions, ServerTls};
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {

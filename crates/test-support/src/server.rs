@@ -30,12 +30,24 @@ pub struct EmbedServerOptions {
     pub port: Option<u16>,
     /// More command-line arguments.
     pub extra_args: Vec<String>,
+    /// Serve over TLS with these files (`--tls-cert`, `--tls-key`); clients of
+    /// [`EmbedServer::client`] then use `https://` and trust `ca`.
+    pub tls: Option<ServerTls>,
+}
+
+/// The PEM files of a TLS test server, and the CA that signed its certificate.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// A running embed-server child process, killed (SIGKILL) when dropped.
 pub struct EmbedServer {
     child: Child,
     port: u16,
+    tls: Option<ServerTls>,
     log: tempfile::NamedTempFile,
 }
 
@@ -57,6 +69,9 @@ impl EmbedServer {
         if let Some(path) = &options.api_key_file {
             command.arg("--api-key-file").arg(path);
         }
+        if let Some(tls) = &options.tls {
+            command.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        }
         command
             .args(&options.extra_args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
@@ -65,7 +80,7 @@ impl EmbedServer {
             .stderr(log.reopen()?);
         let child =
             command.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut server = Self { child, port, log };
+        let mut server = Self { child, port, tls: options.tls, log };
         server.wait_until_healthy(Duration::from_secs(60))?;
         Ok(server)
     }
@@ -86,7 +101,9 @@ impl EmbedServer {
             if let Some(status) = self.child.try_wait()? {
                 bail!("embed-server exited ({status}) before serving:\n{}", self.log_text());
             }
-            if client::wait_for_health(&self.address(), Duration::from_millis(200)).is_ok() {
+            let ca = self.tls.as_ref().map(|t| t.ca.as_path());
+            if client::wait_for_health_with_ca(&self.url(), ca, Duration::from_millis(200)).is_ok()
+            {
                 return Ok(());
             }
         }
@@ -96,6 +113,15 @@ impl EmbedServer {
     /// `127.0.0.1:<port>`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What a client gives as `--server`: `https://127.0.0.1:<port>` for a TLS server, else
+    /// [`Self::address`].
+    pub fn url(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("https://127.0.0.1:{}", self.port),
+            None => self.address(),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -119,7 +145,8 @@ impl EmbedServer {
 
     /// A client whose options `adjust` may change (token, retry time, chunk size ...).
     pub fn client_with(&self, adjust: impl FnOnce(&mut ClientOptions)) -> Result<EmbedClient> {
-        let mut options = ClientOptions::new(self.address());
+        let mut options = ClientOptions::new(self.url());
+        options.ca_cert = self.tls.as_ref().map(|t| t.ca.clone());
         options.retry_for = Duration::from_secs(2);
         adjust(&mut options);
         Ok(EmbedClient::connect(options)?)

@@ -103,6 +103,12 @@ pub struct BatchArgs {
     #[arg(long, value_name = "ADDR", env = "WILDCARDS_EMBED_SERVER")]
     pub server: Option<String>,
 
+    /// PEM CA certificate to trust for an `https://` embed-server whose certificate a
+    /// private CA signed (default: env WILDCARDS_EMBED_CA; the public web roots are always
+    /// trusted). The workers get it too.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Skip jobs whose output and stats file exist for the same effective parameters.
     #[arg(long)]
     pub resume: bool,
@@ -429,6 +435,10 @@ pub fn main(args: BatchArgs, invocation: &[&str]) -> ExitCode {
         eprintln!("error: give the manifest to run, or `report DIR` (see --help)");
         return ExitCode::from(EXIT_USAGE);
     };
+    if let Err(e) = crate::embedder::export_ca_cert(args.ca_cert.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let manifest = match manifest::load(&path) {
         Ok(m) => without_reuse(
             match &args.output_dir {

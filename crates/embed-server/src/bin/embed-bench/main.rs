@@ -10,6 +10,11 @@
 //!
 //! and the server's peak resident memory (VmHWM from /proc). Run it with the release build:
 //! `cargo run --release -p embed-server --bin embed-bench`.
+//!
+//! `--clients 1,4,16,64` is the load mode instead (see [`load`]): one table row per number
+//! of concurrent clients, each against a fresh server with a fresh cache (cold).
+
+mod load;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,6 +38,39 @@ struct Args {
     /// Extra arguments for embed-server (e.g. `--max-batch-tokens 8192`), space-separated.
     #[arg(long, default_value = "")]
     server_args: String,
+    /// Load mode: numbers of concurrent clients, comma-separated (e.g. 1,4,16,64); one table
+    /// row each, against a fresh server with a fresh cache (cold, so every row computes its
+    /// texts). Without it: cold and warm 1-client runs, warm after a restart (SQLite), and
+    /// cold and warm 4-client runs, on all the names.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    clients: Vec<u32>,
+    /// Load mode: texts per client. Each client gets its own slice of the distinct names
+    /// (client i the i-th M names), so clients share no text while clients x M is at most
+    /// the 10,289 distinct names; beyond that the slices wrap around (and repeats are cache hits).
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..))]
+    texts: u32,
+    /// Load mode: texts per request; each client sends its requests one after another.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Serve over TLS with this PEM certificate (with --tls-key); clients use https://.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificate the clients trust for --tls-cert [default: the certificate itself,
+    /// right for a self-signed one].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// How the bench starts its servers and reaches them.
+#[derive(Clone)]
+struct Setup {
+    /// Extra embed-server arguments (`--server-args`, and the TLS files).
+    extra: Vec<String>,
+    /// The CA the clients trust; `Some` means the server speaks TLS.
+    ca: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -42,7 +80,11 @@ fn main() -> Result<()> {
     if let Some(limit) = args.limit {
         names.truncate(limit);
     }
-    let extra: Vec<String> = args.server_args.split_whitespace().map(String::from).collect();
+    let mut extra: Vec<String> = args.server_args.split_whitespace().map(String::from).collect();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        extra.extend(["--tls-cert".into(), path_arg(cert), "--tls-key".into(), path_arg(key)]);
+    }
+    let setup = Setup { extra, ca: args.ca_cert.clone().or(args.tls_cert.clone()) };
     println!(
         "embed-bench: {} Tencent first names ({} distinct), {} cores, load average {}",
         names.len(),
@@ -50,12 +92,20 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average()
     );
+    if !args.clients.is_empty() {
+        let plan = load::Plan {
+            clients: args.clients.iter().map(|&n| n as usize).collect(),
+            texts: args.texts as usize,
+            batch: args.batch as usize,
+        };
+        return load::run(&plan, &names, &setup);
+    }
 
     let dir = tempfile::tempdir()?;
     let cache = dir.path().join("bench-cache.sqlite");
     let mut rows = Vec::new();
 
-    let mut server = Server::start(&cache, &extra)?;
+    let mut server = Server::start(&cache, &setup)?;
     rows.push(run("cold, 1 client", &server, std::slice::from_ref(&names))?);
     let cold_rss = server.peak_rss_mib();
     rows.push(run("warm (memory), 1 client", &server, std::slice::from_ref(&names))?);
@@ -63,7 +113,7 @@ fn main() -> Result<()> {
     let warm_rss = server.peak_rss_mib();
     server.stop();
 
-    let server = Server::start(&cache, &extra)?;
+    let server = Server::start(&cache, &setup)?;
     rows.push(run(
         "warm (SQLite, after restart), 1 client",
         &server,
@@ -72,7 +122,7 @@ fn main() -> Result<()> {
     drop(server);
 
     let cold4_cache = dir.path().join("bench-cache-4.sqlite");
-    let server = Server::start(&cold4_cache, &extra)?;
+    let server = Server::start(&cold4_cache, &setup)?;
     let quarters: Vec<Vec<String>> =
         names.chunks(names.len().div_ceil(4)).map(<[String]>::to_vec).collect();
     rows.push(run("cold, 4 clients x 1/4 of the names", &server, &quarters)?);
@@ -149,10 +199,11 @@ fn tencent_first_names(data_dir: &Path) -> Result<Vec<String>> {
 struct Server {
     child: Child,
     address: String,
+    ca: Option<PathBuf>,
 }
 
 impl Server {
-    fn start(cache: &Path, extra: &[String]) -> Result<Self> {
+    fn start(cache: &Path, setup: &Setup) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let binary = exe.with_file_name(format!("embed-server{}", std::env::consts::EXE_SUFFIX));
         if !binary.is_file() {
@@ -162,23 +213,36 @@ impl Server {
             );
         }
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let address = format!("127.0.0.1:{port}");
+        let listen = format!("127.0.0.1:{port}");
+        let address = match setup.ca {
+            Some(_) => format!("https://{listen}"),
+            None => listen.clone(),
+        };
         let child = Command::new(&binary)
-            .args(["--addr", &address, "--cache"])
+            .args(["--addr", &listen, "--cache"])
             .arg(cache)
-            .args(extra)
+            .args(&setup.extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let server = Self { child, address };
-        client::wait_for_health(&server.address, Duration::from_secs(60))?;
+        let server = Self { child, address, ca: setup.ca.clone() };
+        let ca = server.ca.as_deref();
+        client::wait_for_health_with_ca(&server.address, ca, Duration::from_secs(60))?;
         Ok(server)
     }
 
     fn client(&self) -> Result<EmbedClient> {
-        Ok(EmbedClient::connect(ClientOptions::new(self.address.clone()))?)
+        self.client_with(|_| {})
+    }
+
+    /// A client whose options `adjust` may change.
+    fn client_with(&self, adjust: impl FnOnce(&mut ClientOptions)) -> Result<EmbedClient> {
+        let mut options = ClientOptions::new(self.address.clone());
+        options.ca_cert = self.ca.clone();
+        adjust(&mut options);
+        Ok(EmbedClient::connect(options)?)
     }
 
     fn peak_rss_mib(&self) -> Option<f64> {
@@ -213,6 +277,10 @@ fn data_dir(flag: Option<&std::path::Path>) -> Result<PathBuf> {
     dirs::cache_dir()
         .map(|c| c.join("wildcards-gen").join("data"))
         .context("no per-user cache dir: pass --data-dir")
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 fn fmt_mib(value: Option<f64>) -> String {
