@@ -50,6 +50,20 @@ fn lints(out: &Path) -> HashMap<String, serde_json::Value> {
         .collect()
 }
 
+/// The `reuse` section of every stats file of `out`.
+fn reuse_sections(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(out)
+        .expect("output folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".stats.json"))
+        .map(|p| {
+            let stats: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            stats["reuse"].clone()
+        })
+        .collect()
+}
+
 #[test]
 fn reused_results_give_byte_identical_outputs_and_a_full_store_computes_nothing() {
     let cache = tempfile::tempdir().expect("temp");
@@ -79,6 +93,20 @@ fn reused_results_give_byte_identical_outputs_and_a_full_store_computes_nothing(
     println!("first run with the store: {hits} results reused, {misses} computed");
     assert!(hits > 0 && misses > 0, "jobs share lists: {hits} hits, {misses} misses");
     assert!(reusing.report().contains("- Reuse across jobs: "), "{}", reusing.report());
+    // Jobs running at once claim the lists they share: each arrangement was computed by one
+    // job only (its count of computed arrangements over all jobs equals the store's entries),
+    // and no claim is left behind.
+    let store = reusing.out().join(".reuse");
+    let files = every_file(&store);
+    let entries = walk(&store.join("arrangement")).len();
+    let computed: u64 = reuse_sections(&reusing.out())
+        .iter()
+        .map(|reuse| reuse["arrangements"]["misses"].as_u64().expect("arrangement misses"))
+        .sum();
+    assert!(entries > 0);
+    assert_eq!(computed, entries as u64, "arrangements computed by more than one job");
+    let claims: Vec<_> = files.iter().filter(|p| !p.to_string_lossy().ends_with(".json")).collect();
+    assert!(claims.is_empty(), "claims or temporary files left: {claims:?}");
 
     let (want, got) = (skeletons(&plain.out()), skeletons(&reusing.out()));
     assert_eq!(want.len(), 8);
@@ -141,14 +169,19 @@ fn a_damaged_store_entry_is_recomputed() {
     assert_eq!(skeletons(&b.out()), before);
 }
 
+/// The entries (`.json` files) under `dir`.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    every_file(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect()
+}
+
+/// Every file under `dir`.
+fn every_file(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("dir") {
         let path = entry.expect("entry").path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
+        match path.is_dir() {
+            true => out.extend(every_file(&path)),
+            false => out.push(path),
         }
     }
     out

@@ -273,6 +273,13 @@ impl<'a> SemanticStage<'a> {
             }
             match store.claim(&keys[i]) {
                 Claim::Mine(_claim) => {
+                    // Another worker may have stored it and released its claim between the
+                    // look-up above and this claim.
+                    if let Some(stored) = store.peek::<Arrangement>(&keys[i]) {
+                        done[i] = Some((stored, true, Work::since(start, (0, 0, 0))));
+                        turns_waiting = 0;
+                        continue;
+                    }
                     let before = self.counters();
                     let list = &lists[i];
                     let params = ArrangeParams::from_config(&list.cfg);
