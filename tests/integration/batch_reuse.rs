@@ -36,8 +36,8 @@ fn skeletons(out: &Path) -> HashMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The `lint` section of every stats file of `out` (the flagged items with their scores).
-fn lints(out: &Path) -> HashMap<String, serde_json::Value> {
+/// Section `section` of every stats file of `out`, by file name.
+fn stats_sections(out: &Path, section: &str) -> HashMap<String, serde_json::Value> {
     std::fs::read_dir(out)
         .expect("output folder")
         .map(|e| e.expect("entry").path())
@@ -45,23 +45,14 @@ fn lints(out: &Path) -> HashMap<String, serde_json::Value> {
         .map(|p| {
             let stats: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), stats["lint"].clone())
+            (p.file_name().unwrap().to_string_lossy().into_owned(), stats[section].clone())
         })
         .collect()
 }
 
-/// The `reuse` section of every stats file of `out`.
-fn reuse_sections(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_dir(out)
-        .expect("output folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.to_string_lossy().ends_with(".stats.json"))
-        .map(|p| {
-            let stats: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            stats["reuse"].clone()
-        })
-        .collect()
+/// The `lint` section of every stats file of `out` (the flagged items with their scores).
+fn lints(out: &Path) -> HashMap<String, serde_json::Value> {
+    stats_sections(out, "lint")
 }
 
 #[test]
@@ -99,8 +90,8 @@ fn reused_results_give_byte_identical_outputs_and_a_full_store_computes_nothing(
     let store = reusing.out().join(".reuse");
     let files = every_file(&store);
     let entries = walk(&store.join("arrangement")).len();
-    let computed: u64 = reuse_sections(&reusing.out())
-        .iter()
+    let computed: u64 = stats_sections(&reusing.out(), "reuse")
+        .values()
         .map(|reuse| reuse["arrangements"]["misses"].as_u64().expect("arrangement misses"))
         .sum();
     assert!(entries > 0);
