@@ -136,6 +136,13 @@ fn a_manifest_sweeps_the_outlier_method() {
     let glosh = row(&rows, "matrix_methodglosh");
     assert_eq!(typical["outlier_method"], "typicality");
     assert_eq!(glosh["outlier_method"], "glosh");
+    // The method each job's lint actually used, a column of its own.
+    assert_eq!(
+        (typical["lint_method"].as_str(), glosh["lint_method"].as_str()),
+        ("typicality", "glosh")
+    );
+    let md = std::fs::read_to_string(b.out().join("report.md")).expect("report.md");
+    assert!(md.contains("- Outlier analysis: typicality at 0.1; glosh at 0.1"), "{md}");
     let rate = |r: &std::collections::HashMap<String, String>| -> f64 {
         r["outlier_rate"].parse().expect("outlier_rate")
     };

@@ -170,6 +170,7 @@ pub fn check_row_against_stats(row: &HashMap<String, String>, report_md: &str, s
         ("avg_leaf_size", two(&s["avg_leaf_size"])),
         ("outliers", int(&stats["lint"]["outliers"])),
         ("outlier_rate", four(&stats["lint"]["outlier_rate"])),
+        ("lint_method", stats["lint"]["method"].as_str().unwrap_or_default().to_string()),
         ("embed_texts", int(&stats["batch"]["embed_texts"])),
         ("embed_cache_hits", int(&stats["batch"]["embed_cache_hits"])),
     ];

@@ -253,7 +253,7 @@ fn arrange_groups_terms_deterministically() {
 /// Full Tencent, balanced, with cleaning and arrangement: two runs (cold, then warm cache)
 /// write byte-identical files, and the stats timeline records the semantic work.
 #[test]
-fn tencent_semantic_generation_is_byte_identical_across_runs() {
+fn tencent_semantic_generation_and_lint_are_byte_identical_across_runs_and_flag_few() {
     let dir = tempfile::tempdir().unwrap();
     let server = EmbedServer::with_cache(&dir.path().join("cache.sqlite")).expect("server");
     let addr = server.address();
@@ -287,6 +287,51 @@ fn tencent_semantic_generation_is_byte_identical_across_runs() {
         .filter(|e| e["kind"] == "arrangement" && e["data"]["applied"] == true)
         .count();
     assert!(applied > 0, "some lists were arranged into groups");
+
+    // The plain balanced skeleton: the default lint flags at most 5 % of its items, twice
+    // byte for byte the same JSON (cache counters aside), and --semantic-clean above removed
+    // at most 5 % of them.
+    let plain = dir.path().join("plain.yaml");
+    let o = Command::new(binary("wildcards-gen"))
+        .args(["dataset", "tencent", "--smart", "--preset", "balanced", "-q"])
+        .args(["-o", plain.to_str().unwrap()])
+        .env("WILDCARDS_DATA_DIR", test_data_dir())
+        .output()
+        .unwrap();
+    ok(&o);
+    let lint = || {
+        let json = ok(&wildcards_gen(&[
+            "lint",
+            plain.to_str().unwrap(),
+            "--format",
+            "json",
+            "--server",
+            &addr,
+        ]));
+        let mut report: Value = serde_json::from_str(&json).expect("JSON report");
+        let counters = report.as_object_mut().unwrap();
+        assert!(
+            counters.remove("embedded_texts").is_some() && counters.remove("cache_hits").is_some()
+        );
+        (serde_json::to_string_pretty(&report).unwrap(), report)
+    };
+    let ((first_json, report), (second_json, _)) = (lint(), lint());
+    assert_eq!(first_json, second_json, "lint --format json differs between runs");
+    assert_eq!(report["method"], "typicality");
+    let checked = report["items_checked"].as_u64().unwrap() as f64;
+    let flagged = report["outliers_total"].as_u64().unwrap() as f64;
+    assert!(
+        checked > 9000.0 && flagged > 0.0 && flagged <= 0.05 * checked,
+        "{flagged} of {checked}"
+    );
+    let items = |file: &Path| {
+        wildcards_core::output::from_yaml(&std::fs::read_to_string(file).unwrap())
+            .unwrap()
+            .all_items()
+            .len() as f64
+    };
+    let (before, after) = (items(&plain), items(&first));
+    assert!(after < before && after >= 0.95 * before, "--semantic-clean kept {after} of {before}");
 }
 
 /// The planted skeleton rewritten by hand: comments, a merge key, an anchor, quoting, a list

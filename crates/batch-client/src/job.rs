@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use wildcards_core::params::{Config, Dataset, Params};
+use wildcards_core::params::{Config, Dataset, OutlierMethod, Params};
 use wildcards_core::stats::StructureStats;
 
 /// Where in the manifest a job was defined.
@@ -148,6 +148,10 @@ pub struct JobMetrics {
     /// Flagged / items checked by that lint.
     #[serde(default)]
     pub outlier_rate: Option<f64>,
+    /// The method that lint scored with (the job's `outlier_method`), so a reader of the
+    /// report sees what the outlier numbers mean even when the method does not vary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint_method: Option<OutlierMethod>,
     /// Texts the job sent to the embedding service, and how many it served from its cache.
     pub embed_texts: u64,
     pub embed_cache_hits: u64,

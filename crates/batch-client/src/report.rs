@@ -223,6 +223,7 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "avg_leaf_size",
     "outliers",
     "outlier_rate",
+    "lint_method",
     "embed_texts",
     "embed_cache_hits",
     "reuse_hits",
@@ -249,6 +250,7 @@ fn metric_cells(r: &JobRecord) -> Vec<String> {
             format!("{:.2}", m.structure.avg_leaf_size),
             m.outliers.map(|n| n.to_string()).unwrap_or_default(),
             m.outlier_rate.map(|r| format!("{r:.4}")).unwrap_or_default(),
+            m.lint_method.map(|x| x.as_str().to_string()).unwrap_or_default(),
             m.embed_texts.to_string(),
             m.embed_cache_hits.to_string(),
             m.reuse_hits.to_string(),
@@ -329,6 +331,12 @@ fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
         md.push_str(&format!("- Peak memory (RSS) of the workers: {} MB\n", mb.join(", ")));
     }
     md.push_str(&reuse_md(records));
+    if let Some(lint) = outlier_analysis(records) {
+        md.push_str(&format!(
+            "- Outlier analysis: {lint}
+"
+        ));
+    }
     if let Some(kb) = info.server_peak_rss_kb {
         md.push_str(&format!(
             "- Peak memory (RSS) of the embed-server: {:.1} MB\n",
@@ -345,6 +353,32 @@ fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
         }
     }
     md
+}
+
+/// How the jobs' lints scored outliers, for the run facts: each method used with the
+/// thresholds it ran at (`typicality at 0.1, 0.2, 0.3`), so the outlier columns can be read
+/// even when the method is the same for every job; `None` when no job linted.
+pub fn outlier_analysis(records: &[JobRecord]) -> Option<String> {
+    let mut methods: Vec<(String, Vec<String>)> = Vec::new();
+    for r in records {
+        let Some(method) = r.outcome.metrics.as_ref().and_then(|m| m.lint_method) else {
+            continue;
+        };
+        let threshold = r.param("semantic_threshold");
+        let at = match methods.iter_mut().find(|(m, _)| m == method.as_str()) {
+            Some((_, at)) => at,
+            None => {
+                methods.push((method.as_str().to_string(), Vec::new()));
+                &mut methods.last_mut().expect("just pushed").1
+            }
+        };
+        if !at.contains(&threshold) {
+            at.push(threshold);
+        }
+    }
+    let parts: Vec<String> =
+        methods.into_iter().map(|(m, at)| format!("{m} at {}", at.join(", "))).collect();
+    (!parts.is_empty()).then(|| format!("{} (flags score > threshold)", parts.join("; ")))
 }
 
 /// The reuse store's line of the run facts: how many per-list results (outlier scores,
@@ -380,6 +414,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
             "avg leaf size",
             "outliers",
             "outlier rate",
+            "lint method",
             "embedded (cache hits)",
             "reused (computed)",
             "file bytes",
@@ -397,7 +432,8 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
         row.extend(varying.iter().map(|p| r.param(p)));
         let c = metric_cells(r);
         // c: status, error, duration, bytes, categories, leaf_lists, items, depth, branching,
-        // leaf size, outliers, outlier rate, embed_texts, cache hits, reuse hits, misses
+        // leaf size, outliers, outlier rate, lint method, embed_texts, cache hits, reuse
+        // hits, misses
         let (embedded, reused) = match &r.outcome.metrics {
             Some(m) => (
                 format!("{} ({})", m.embed_texts, m.embed_cache_hits),
@@ -405,7 +441,7 @@ fn results_table_md(info: &RunInfo, records: &[JobRecord]) -> String {
             ),
             None => (String::new(), String::new()),
         };
-        row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10, 11].map(|i| c[i].clone()));
+        row.extend([0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12].map(|i| c[i].clone()));
         row.extend([embedded, reused, c[3].clone()]);
         if info.baseline.is_some() {
             row.extend(baseline_cells(r));
@@ -508,6 +544,7 @@ mod tests {
             },
             outliers: Some(2),
             outlier_rate: Some(0.0667),
+            lint_method: Some(wildcards_core::params::OutlierMethod::Typicality),
             embed_texts: 30,
             embed_cache_hits: 12,
             reuse_hits: 6,
@@ -534,11 +571,14 @@ mod tests {
         assert_eq!(
             lines[0],
             "job,min_leaf_size,status,error,duration_s,file_bytes,categories,leaf_lists,items,\
-             max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,embed_texts,embed_cache_hits,\
-             reuse_hits,reuse_misses,same_as"
+             max_depth,avg_branching,avg_leaf_size,outliers,outlier_rate,lint_method,embed_texts,\
+             embed_cache_hits,reuse_hits,reuse_misses,same_as"
         );
-        assert_eq!(lines[1], "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,30,12,6,2,");
-        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,,,,");
+        assert_eq!(
+            lines[1],
+            "a,5,succeeded,,1.250,120,7,4,30,3,2.50,7.50,2,0.0667,typicality,30,12,6,2,"
+        );
+        assert_eq!(lines[2], "b,9,failed,boom | bad,0.500,,,,,,,,,,,,,,,");
     }
 
     #[test]
@@ -547,7 +587,7 @@ mod tests {
         let md = report_md(&info, &records());
         assert!(
             md.contains(
-                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | 30 (12) | 6 (2) | 120 |  |"
+                "| a | 5 | succeeded | 1.250 | 7 | 4 | 30 | 3 | 2.50 | 7.50 | 2 | 0.0667 | typicality | 30 (12) | 6 (2) | 120 |  |"
             ),
             "{md}"
         );
@@ -555,6 +595,11 @@ mod tests {
         assert!(md.contains("### b") && md.contains("boom | bad"), "{md}");
         assert!(md.contains("1 succeeded, 0 resumed, 1 failed"), "{md}");
         assert!(md.contains("- Reuse across jobs: 6 per-list results reused, 2 computed (75 %"));
+        // a's threshold is the default; b failed and has no lint.
+        assert!(
+            md.contains("- Outlier analysis: typicality at 0.1 (flags score > threshold)"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -215,6 +215,9 @@ fn run_facts(info: &RunInfo, records: &[JobRecord]) -> Vec<(String, String)> {
     if let Some(kb) = info.server_peak_rss_kb {
         facts.push(("Peak memory, embed-server".into(), format!("{} MB", mb(kb))));
     }
+    if let Some(lint) = crate::report::outlier_analysis(records) {
+        facts.push(("Outlier analysis".into(), lint));
+    }
     if let Some(b) = &info.baseline {
         facts.push(("Baseline".into(), format!("{b} (Jaccard of items, ARI of groupings)")));
     }
