@@ -148,6 +148,10 @@ fn tencent_viewer_opens_fast_shows_every_item_and_search_finds_bullfrog() {
     assert!(hits.iter().any(|h| h == "bullfrog"), "visible hits: {hits:?}");
     let header = browser.eval(r##"document.querySelector("header").getBoundingClientRect().top"##);
     assert_eq!(header.as_f64(), Some(0.0), "the search bar stays on top while scrolled");
+    // What scripts/screenshot.sh captures of the scrolled page is the page, not a blank
+    // image (Chromium's --screenshot flag gives ~4 KB of background here).
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot of {} bytes", png.len());
     assert_eq!(browser.problems(), Vec::<String>::new());
     let ms = loaded.as_f64().expect("DOMContentLoaded time");
     println!(

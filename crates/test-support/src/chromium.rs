@@ -125,6 +125,23 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
+    /// Lays pages out in a `width` x `height` viewport (call before [`Browser::open`]).
+    pub fn set_viewport(&mut self, width: u32, height: u32) {
+        let metrics =
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false});
+        self.call("Emulation.setDeviceMetricsOverride", metrics);
+    }
+
+    /// A PNG of the viewport as it is now, scrolled or not. Chromium's `--screenshot` flag
+    /// draws a page that scrolled while loading (a viewer opened with `#q=...`) as a blank
+    /// image; the DevTools capture does not.
+    pub fn screenshot(&mut self) -> Vec<u8> {
+        use base64::Engine as _;
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let data = shot["data"].as_str().expect("screenshot data");
+        base64::engine::general_purpose::STANDARD.decode(data).expect("base64 PNG")
+    }
+
     /// Console errors, uncaught exceptions, error log entries and outside requests since the
     /// page was opened (waits a moment for late ones).
     pub fn problems(&mut self) -> Vec<String> {
