@@ -35,8 +35,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate a skeleton from a dataset's label hierarchy.
     Dataset(dataset::DatasetArgs),
-    /// Semantic lint of a skeleton: the outliers of every list (GLOSH scores), and --clean
-    /// to write it without them.
+    /// Semantic lint of a skeleton: the outliers of every list (by --outlier-method, where
+    /// each would fit better), and --clean to write it without them.
     Lint(lint::LintArgs),
     /// Arrange a flat list of terms into named groups (clustering, no LLM).
     Arrange(arrange::ArrangeArgs),

@@ -550,12 +550,13 @@ define_params! {
     /// Category name or wnid -> overrides for that subtree (`--smart-config FILE`).
     smart_overrides: BTreeMap<String, Params> => BTreeMap<String, Params> = |_| BTreeMap::new(),
         ParamDef { kind: Kind::Map, per_subtree: false, ..SMART };
-    /// Remove semantic outliers (GLOSH score above --semantic-threshold) from flattened lists.
-    /// Needs an embedding server (see --server).
+    /// Remove semantic outliers (score by --outlier-method above --semantic-threshold) from
+    /// flattened lists. Needs an embedding server (see --server).
     semantic_clean: bool => bool = |_| false,
         ParamDef { flag: Some("semantic-clean"), kind: Kind::Switch, ..SEMANTIC };
-    /// GLOSH outlier score above which --semantic-clean drops an item (0..1, default 0.1;
-    /// lower removes more).
+    /// Outlier score (by --outlier-method) above which lint flags an item and --semantic-clean
+    /// drops it (0..1, default 0.1; lower removes more). With typicality, t flags about
+    /// 10^-(1.4+2t) of a list's ordinary items: 0.1 -> 2.5 %, 0.2 -> 1.6 %, 0.3 -> 1 %.
     semantic_threshold: f64 => f64 = |_| 0.1,
         ParamDef { flag: Some("semantic-threshold"), value_name: "T", kind: Kind::Unit,
             check: Check::Unit, needs: NEEDS_CLEAN, abbrev: "thresh", ..SEMANTIC };
