@@ -365,13 +365,11 @@ pub fn outlier_analysis(records: &[JobRecord]) -> Option<String> {
             continue;
         };
         let threshold = r.param("semantic_threshold");
-        let at = match methods.iter_mut().find(|(m, _)| m == method.as_str()) {
-            Some((_, at)) => at,
-            None => {
-                methods.push((method.as_str().to_string(), Vec::new()));
-                &mut methods.last_mut().expect("just pushed").1
-            }
-        };
+        let i = methods.iter().position(|(m, _)| m == method.as_str()).unwrap_or_else(|| {
+            methods.push((method.as_str().to_string(), Vec::new()));
+            methods.len() - 1
+        });
+        let at = &mut methods[i].1;
         if !at.contains(&threshold) {
             at.push(threshold);
         }
