@@ -332,10 +332,7 @@ fn run_facts_md(info: &RunInfo, records: &[JobRecord]) -> String {
     }
     md.push_str(&reuse_md(records));
     if let Some(lint) = outlier_analysis(records) {
-        md.push_str(&format!(
-            "- Outlier analysis: {lint}
-"
-        ));
+        md.push_str(&format!("- Outlier analysis: {lint}\n"));
     }
     if let Some(kb) = info.server_peak_rss_kb {
         md.push_str(&format!(

@@ -210,6 +210,13 @@ pub struct LintStats {
     pub flagged: Vec<FlaggedList>,
 }
 
+impl LintStats {
+    /// The method the scores come from; files written before methods existed were GLOSH.
+    pub fn method_used(&self) -> crate::params::OutlierMethod {
+        self.method.unwrap_or(crate::params::OutlierMethod::Glosh)
+    }
+}
+
 /// The flagged items of one list (the lint's `lists` entries, kept in the stats file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlaggedList {

@@ -36,7 +36,6 @@ use crate::report::{self, JobRecord, RunInfo};
 use anyhow::Context;
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use wildcards_core::params::OutlierMethod;
 use wildcards_core::stats::StatsFile;
 
 use crate::slurm_options::{check_extra_arg, check_mem, check_time, SlurmOptions};
@@ -1047,8 +1046,7 @@ pub fn metrics_from_stats(stats: &StatsFile, batch: &BatchStats) -> JobMetrics {
         structure: stats.structure.clone(),
         outliers: stats.lint.as_ref().map(|l| l.outliers),
         outlier_rate: stats.lint.as_ref().map(|l| l.outlier_rate),
-        // Stats files from before methods existed were GLOSH.
-        lint_method: stats.lint.as_ref().map(|l| l.method.unwrap_or(OutlierMethod::Glosh)),
+        lint_method: stats.lint.as_ref().map(|l| l.method_used()),
         embed_texts: batch.embed_texts,
         embed_cache_hits: batch.embed_cache_hits,
         reuse_hits: stats.reuse.map_or(0, |r| r.hits),

@@ -14,7 +14,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use wildcards_core::datasets::download;
 use wildcards_core::generate::{GenerateContext, SourceCache, Stage};
-use wildcards_core::params::OutlierMethod;
 use wildcards_core::run::{run_job, JobRequest, JobResult};
 use wildcards_core::semantic::embedder::Embedder;
 use wildcards_core::semantic::reuse::ReuseStore;
@@ -185,7 +184,7 @@ impl WorkerEnv {
             structure: result.generated.stats.clone(),
             outliers: result.lint.as_ref().map(|l| l.outliers),
             outlier_rate: result.lint.as_ref().map(|l| l.outlier_rate),
-            lint_method: result.lint.as_ref().map(|l| l.method.unwrap_or(OutlierMethod::Glosh)),
+            lint_method: result.lint.as_ref().map(|l| l.method_used()),
             embed_texts,
             embed_cache_hits,
             reuse_hits: reuse.hits,
